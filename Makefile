@@ -1,0 +1,55 @@
+# torchcourse: `make lab` to learn, `make test` to check everything. See README.md.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.torchcourse-installed
+JOBS   ?= auto
+LAB_ARGS ?=
+NOTEBOOKS := $(sort $(wildcard notebooks/*/*.ipynb))
+SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
+# Strict checks (a failed exercise check raises) and the non-interactive plot backend, for every run.
+RUN := TORCHCOURSE_STRICT=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval-sanitize.cfg
+
+.PHONY: install lab test lint execute tidy grade coverage check-clean clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v 'is ignored' || true
+	$(PY) -c 'import torch, torchvision, nbval, torchcourse'
+	$(PY) -m ipykernel install --sys-prefix --name torchcourse --display-name 'Python (torchcourse)' >/dev/null
+	touch $(STAMP)
+
+lab: install
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) README.md
+
+lint: install
+	$(VENV)/bin/ruff check src tests tools notebooks exercises solutions
+
+test: lint
+	$(RUN) $(PY) -m pytest -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions tests
+
+execute: install
+	for nb in $(NOTEBOOKS) $(SOLUTIONS); do \
+	  $(RUN) $(VENV)/bin/jupyter nbconvert --log-level=WARN --to notebook --execute --inplace \
+	    --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; \
+	done
+	$(PY) tools/tidy_notebooks.py
+
+tidy: install
+	$(PY) tools/tidy_notebooks.py
+
+grade: install
+	$(VENV)/bin/torchcourse grade $(NOTEBOOK)
+
+coverage: install
+	$(VENV)/bin/torchcourse coverage --run
+
+# The suite must leave no files behind: notebooks write only to temporary folders.
+check-clean:
+	@test -z "$$(git status --porcelain)" || { echo "the working tree changed:"; git status --short; exit 1; }
+
+clean:
+	rm -rf $(VENV) .ruff_cache build src/*.egg-info

@@ -1,0 +1,147 @@
+"""Which devices a lesson runs on, how to wait for them, and how to prove they agree."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+__all__ = [
+    "DEVICES",
+    "EnvironmentReport",
+    "cuda_available",
+    "devices",
+    "environment_report",
+    "run_on_devices",
+    "synchronize",
+]
+
+
+def cuda_available() -> bool:
+    """True when a CUDA device can be used (set TORCHCOURSE_NO_CUDA=1 to pretend otherwise)."""
+    return torch.cuda.is_available() and os.environ.get("TORCHCOURSE_NO_CUDA") != "1"
+
+
+def devices() -> list[str]:
+    """The devices to demonstrate on: ``['cpu']``, plus ``'cuda'`` when it is available."""
+    return ["cpu", "cuda"] if cuda_available() else ["cpu"]
+
+
+DEVICES: list[str] = devices()
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait for queued kernels on ``device`` to finish; a no-op on the CPU, which is synchronous."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class EnvironmentReport:
+    """Versions and hardware a notebook ran on; renders as a table in Jupyter."""
+
+    rows: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        width = max(len(k) for k in self.rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in self.rows.items())
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in self.rows.items())
+        return f"<table>{body}</table>"
+
+
+def environment_report() -> EnvironmentReport:
+    """torch, CUDA and cuDNN versions, GPU name and memory, CPU threads: the top of every notebook."""
+    rows = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "CPU threads": str(torch.get_num_threads()),
+        "devices": ", ".join(devices()),
+    }
+    if cuda_available():
+        props = torch.cuda.get_device_properties(0)
+        rows["CUDA"] = str(torch.version.cuda)
+        rows["cuDNN"] = str(torch.backends.cudnn.version())
+        rows["GPU"] = f"{props.name}, {props.total_memory / 2**30:.1f} GiB, {props.multi_processor_count} SMs"
+    else:
+        rows["CUDA"] = f"not available (torch built with CUDA {torch.version.cuda})"
+    return EnvironmentReport(rows)
+
+
+def _to_cpu(value: Any) -> Any:
+    """Move every tensor inside ``value`` (nested lists, tuples, dicts) to the CPU for comparing."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    return value
+
+
+def _move(value: Any, device: str) -> Any:
+    """Copy the tensors in ``value`` to ``device``, keeping ``requires_grad`` leaves as leaves."""
+    if isinstance(value, torch.Tensor):
+        moved = value.detach().to(device)
+        return moved.requires_grad_(value.requires_grad)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_move(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _move(v, device) for k, v in value.items()}
+    return value
+
+
+def _leaves(value: Any) -> list[torch.Tensor]:
+    """The tensors in ``value`` that require grad, in a stable order."""
+    if isinstance(value, torch.Tensor):
+        return [value] if value.requires_grad else []
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _leaves(v)]
+    if isinstance(value, dict):
+        return [t for k in sorted(value) for t in _leaves(value[k])]
+    return []
+
+
+def run_on_devices(
+    fn: Callable[..., Any],
+    *args: Any,
+    on: Sequence[str] | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Run ``fn`` on copies of the inputs on every device and assert the results (and gradients) agree.
+
+    Tensors in ``args``/``kwargs`` are copied to each device. When the result is a scalar tensor
+    and some input requires grad, ``backward()`` runs too and the gradients are compared.
+    Returns ``{device: result}`` so the lesson can keep asserting on any of them.
+    """
+    results: dict[str, Any] = {}
+    grads: dict[str, list[torch.Tensor | None]] = {}
+    for device in on or devices():
+        dev_args, dev_kwargs = _move(args, device), _move(kwargs, device)
+        result = fn(*dev_args, **dev_kwargs)
+        leaves = _leaves((dev_args, dev_kwargs))
+        if leaves and isinstance(result, torch.Tensor) and result.requires_grad and result.numel() == 1:
+            result.backward()
+            grads[device] = [leaf.grad for leaf in leaves]
+        results[device] = result
+    reference_device, *others = list(results)
+    for device in others:
+        torch.testing.assert_close(
+            _to_cpu(results[device]), _to_cpu(results[reference_device]), atol=atol, rtol=rtol,
+            msg=lambda m, d=device: f"{d} disagrees with {reference_device}: {m}",
+        )
+        if device in grads:
+            torch.testing.assert_close(
+                _to_cpu(grads[device]), _to_cpu(grads[reference_device]), atol=atol, rtol=rtol,
+                msg=lambda m, d=device: f"gradients on {d} disagree with {reference_device}: {m}",
+            )
+    return results

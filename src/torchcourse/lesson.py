@@ -1,0 +1,111 @@
+"""What every lesson notebook needs: a seeded start, a scratch folder, and errors shown as asserted facts."""
+
+from __future__ import annotations
+
+import atexit
+import random
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .devices import EnvironmentReport, environment_report
+
+__all__ = ["Caught", "expect_error", "expect_warning", "setup", "workdir"]
+
+_WORKDIR: Path | None = None
+
+
+def setup(seed: int = 0) -> EnvironmentReport:
+    """Seed Python, NumPy and torch, start the API tracer when asked to, and report the environment."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover - numpy is a dependency, but a lesson must not die for it
+        pass
+    try:
+        from . import tracing
+    except ImportError:
+        tracing = None
+    if tracing is not None:
+        tracing.start_if_enabled()
+    return environment_report()
+
+
+def workdir() -> Path:
+    """A temporary folder for everything a notebook writes; removed when the kernel exits."""
+    global _WORKDIR
+    if _WORKDIR is None or not _WORKDIR.exists():
+        _WORKDIR = Path(tempfile.mkdtemp(prefix="torchcourse-"))
+        atexit.register(shutil.rmtree, _WORKDIR, ignore_errors=True)
+    return _WORKDIR
+
+
+@dataclass
+class Caught:
+    """What an ``expect_error``/``expect_warning`` block caught, for further assertions."""
+
+    error: BaseException | None = None
+    warning: warnings.WarningMessage | None = None
+
+    @property
+    def message(self) -> str:
+        """The caught error's or warning's message."""
+        return str(self.error if self.error is not None else self.warning.message if self.warning else "")
+
+
+def _first_line(text: str) -> str:
+    """The message's first line, without PyTorch's "(Triggered internally at <build path>)" suffix."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return re.sub(r"\s*\(Triggered internally at .*$", "", line)
+
+
+@contextmanager
+def expect_error(kind: type[BaseException], match: str = "") -> Iterator[Caught]:
+    """Assert that the block raises ``kind`` with a message matching ``match``, then show it.
+
+    A lesson uses this to show an error and still run top to bottom: the cell passes only when
+    PyTorch raises exactly what the lesson says it does.
+    """
+    caught = Caught()
+    try:
+        yield caught
+    except kind as error:
+        if not re.search(match, str(error)):
+            raise AssertionError(
+                f"{kind.__name__} was raised, but its message does not match {match!r}: {error}"
+            ) from error
+        caught.error = error
+        print(f"{type(error).__name__}: {_first_line(str(error))}")
+        return
+    raise AssertionError(f"expected {kind.__name__} matching {match!r}, but nothing was raised")
+
+
+@contextmanager
+def expect_warning(kind: type[Warning], match: str = "") -> Iterator[Caught]:
+    """Assert that the block warns ``kind`` with a message matching ``match``, then show it."""
+    caught = Caught()
+    previous = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # warnings PyTorch gives once per process must show here too
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            yield caught
+    finally:
+        torch.set_warn_always(previous)
+    for warning in seen:
+        if issubclass(warning.category, kind) and re.search(match, str(warning.message)):
+            caught.warning = warning
+            print(f"{warning.category.__name__}: {_first_line(str(warning.message))}")
+            return
+    got = "; ".join(f"{w.category.__name__}: {w.message}" for w in seen) or "no warning"
+    raise AssertionError(f"expected {kind.__name__} matching {match!r}, got {got}")

@@ -1,0 +1,127 @@
+"""Every exercise of every chapter survives bad input and accepts its own reference.
+
+Chapter-specific wrong answers live in test_checks_<chapter>.py; this file feeds each exercise
+the input any learner can produce: None, a wrong type, the placeholder, a function that raises,
+NaN, the wrong device, and checks that strict mode raises.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from torchcourse.checks import chapters
+from torchcourse.checks.core import CheckFailed, Exercise, Status
+
+EXERCISES = [ex for chapter in chapters().values() for ex in chapter.exercises.values()]
+IDS = [f"{ex.chapter.name}-{ex.id}" for ex in EXERCISES]
+
+
+def _map_tensors(value, fn):
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_map_tensors(v, fn) for v in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_map_tensors(v, fn) for v in value)
+    return value
+
+
+def _reference_result(ex: Exercise):
+    case = ex.inputs(torch.Generator().manual_seed(ex.seed(0)), "cpu")
+    return ex.reference(*case)
+
+
+def test_there_are_exercises():
+    assert len(EXERCISES) >= 4
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_reference_is_correct(ex: Exercise):
+    outcome = ex.grade(ex.reference)
+    assert outcome.status is Status.CORRECT, outcome.message
+    assert outcome.points == ex.points > 0
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_declaration_is_complete(ex: Exercise):
+    assert ex.title and ex.hints, "every exercise needs a title and at least one hint"
+    assert "```python" in str(ex.solution())
+    first = str(ex.hint())
+    assert "Hint 1/" in first
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_placeholder_is_not_attempted(ex: Exercise):
+    assert ex.grade(...).status is Status.NOT_ATTEMPTED
+    assert ex.grade(lambda *args: ...).status is Status.NOT_ATTEMPTED
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+@pytest.mark.parametrize("answer", [None, 42, "torch.zeros(3)", torch.zeros(3)], ids=["None", "int", "str", "tensor"])
+def test_non_function_answer_is_incorrect(ex: Exercise, answer):
+    outcome = ex.grade(answer)
+    assert outcome.status is Status.INCORRECT
+    assert "Expected a function" in outcome.message
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_exception_in_learner_code_is_feedback(ex: Exercise):
+    def broken(*args):
+        raise ValueError("boom")
+
+    outcome = ex.grade(broken)
+    assert outcome.status is Status.INCORRECT
+    assert "raised ValueError: boom" in outcome.message
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_returning_none_is_incorrect(ex: Exercise):
+    outcome = ex.grade(lambda *args: None)
+    assert outcome.status is Status.INCORRECT
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_nan_result_is_incorrect(ex: Exercise):
+    result = _reference_result(ex)
+    if not any(t.is_floating_point() for t in _flatten(result)):
+        pytest.skip("no floating-point output to poison")
+
+    def nan_answer(*args):
+        def poison(t):
+            return torch.full_like(t, float("nan")) if t.is_floating_point() else t
+
+        return _map_tensors(ex.reference(*args), poison)
+
+    outcome = ex.grade(nan_answer)
+    assert outcome.status is Status.INCORRECT
+    assert "NaN" in outcome.message or "differ" in outcome.message
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_wrong_device_is_incorrect(ex: Exercise):
+    if not _flatten(_reference_result(ex)):
+        pytest.skip("no tensor output")
+
+    def meta_answer(*args):
+        return _map_tensors(ex.reference(*args), lambda t: t.detach().to("meta"))
+
+    outcome = ex.grade(meta_answer)
+    assert outcome.status is Status.INCORRECT
+    assert "device" in outcome.message
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_strict_mode_raises(ex: Exercise, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TORCHCOURSE_STRICT", "1")
+    with pytest.raises(CheckFailed, match="Not attempted"):
+        ex.check(...)
+    assert ex.check(ex.reference).status is Status.CORRECT
+
+
+def _flatten(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _flatten(v)]
+    return []

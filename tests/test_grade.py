@@ -1,0 +1,56 @@
+"""`torchcourse grade`: blank notebooks score zero, solutions full marks, learners' errors are survived."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from torchcourse.cli import grade_notebook, main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", EXERCISES, ids=[p.stem for p in EXERCISES])
+def test_blank_exercises_are_not_attempted(notebook):
+    report, errors = grade_notebook(notebook)
+    assert report.outcomes and report.score == 0
+    assert {o.status.value for o in report.outcomes} == {"not attempted"}
+    assert errors == []
+
+
+@pytest.mark.parametrize("notebook", EXERCISES, ids=[p.stem for p in EXERCISES])
+def test_solutions_score_full_marks(notebook, capsys):
+    solution = ROOT / "solutions" / notebook.name
+    assert main(["grade", "--json", str(solution)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["score"] == report["max_score"] > 0
+    entry = report["exercises"][0]
+    assert {"id", "points", "max_points", "status", "message"} <= set(entry)
+
+
+def test_wrong_and_broken_answers_are_reported(tmp_path):
+    nb = nbformat.read(ROOT / "exercises" / "01_tensors.ipynb", as_version=4)
+    answers = [c for c in nb.cells if "answer" in c.metadata.get("tags", [])]
+    answers[0].source = "def to_unit_float(images):\n    return images.float()"  # wrong: not scaled
+    answers[1].source = "def mean_count(counts):\n    return undefined_name"  # raises inside the check
+    answers[2].source = "raise RuntimeError('the learner broke this cell')"  # the cell itself raises
+    path = tmp_path / "01_tensors.ipynb"
+    nbformat.write(nb, path)
+    report, errors = grade_notebook(path)
+    status = {o.id: (o.status.value, o.message) for o in report.outcomes}
+    assert status["q1"][0] == "incorrect" and "divide by 255" in status["q1"][1]
+    assert status["q2"][0] == "incorrect" and "NameError" in status["q2"][1]
+    assert status["q3"][0] == "not attempted"  # its function was never defined; the check cell raised
+    assert any("the learner broke this cell" in e for e in errors)
+    assert main(["grade", str(path)]) == 1
+
+
+def test_unknown_chapter_is_explained(tmp_path):
+    path = tmp_path / "99_nothing.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), path)
+    with pytest.raises(SystemExit, match="no chapter of exercises"):
+        grade_notebook(path)

@@ -1,0 +1,64 @@
+"""The lesson helpers: seeded setup, scratch folder, and errors and warnings shown as facts."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from torchcourse.lesson import expect_error, expect_warning, setup, workdir
+
+
+def test_setup_seeds_torch():
+    setup(seed=3)
+    first = torch.rand(2)
+    setup(seed=3)
+    assert torch.equal(first, torch.rand(2))
+
+
+def test_workdir_is_outside_the_repo(root):
+    folder = workdir()
+    assert folder.is_dir() and root not in folder.parents
+    assert workdir() == folder
+
+
+def test_expect_error_shows_the_error(capsys):
+    with expect_error(ZeroDivisionError, "division") as caught:
+        print(1 / 0)
+    assert "ZeroDivisionError: division by zero" in capsys.readouterr().out
+    assert "division" in caught.message
+
+
+def test_expect_error_fails_when_nothing_is_raised():
+    with pytest.raises(AssertionError, match="nothing was raised"), expect_error(ValueError):
+        pass
+
+
+def test_expect_error_fails_on_another_message():
+    with pytest.raises(AssertionError, match="does not match"), expect_error(ValueError, "expected words"):
+        raise ValueError("other words")
+
+
+def test_expect_error_lets_other_types_through():
+    with pytest.raises(KeyError), expect_error(ValueError):
+        raise KeyError("k")
+
+
+def test_expect_warning_shows_the_warning(capsys):
+    with expect_warning(DeprecationWarning, "old") as caught:
+        warnings.warn("old API (Triggered internally at /build/x.cpp:1.)", DeprecationWarning, stacklevel=1)
+    assert capsys.readouterr().out.strip() == "DeprecationWarning: old API"
+    assert caught.warning is not None
+
+
+def test_expect_warning_fails_without_the_warning():
+    with pytest.raises(AssertionError, match="no warning"), expect_warning(UserWarning, "x"):
+        pass
+
+
+def test_expect_warning_restores_warn_always():
+    before = torch.is_warn_always_enabled()
+    with pytest.raises(AssertionError), expect_warning(UserWarning):
+        pass
+    assert torch.is_warn_always_enabled() == before

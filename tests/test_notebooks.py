@@ -1,0 +1,124 @@
+"""The shape every notebook must have: lesson skeleton, executed or blank, tidy, exercises = solutions."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from torchcourse.checks import chapters
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = sorted((ROOT / "notebooks").glob("*/*.ipynb"))
+EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+ALL = LESSONS + EXERCISES + SOLUTIONS
+
+
+def _ids(paths):
+    return [str(p.relative_to(ROOT)) for p in paths]
+
+
+def _read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def _code(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def test_there_is_a_course():
+    assert LESSONS and EXERCISES and SOLUTIONS
+
+
+@pytest.mark.parametrize("path", ALL, ids=_ids(ALL))
+def test_notebook_is_tidy(path):
+    nb = _read(path)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "run tools/tidy_notebooks.py"
+    assert "jupytext" not in nb.metadata, "run tools/tidy_notebooks.py"
+    assert not any("execution" in c.metadata for c in nb.cells), "run tools/tidy_notebooks.py"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=_ids(LESSONS))
+def test_lesson_follows_the_skeleton(path):
+    nb = _read(path)
+    chapter = path.parent.name
+    title = nb.cells[0].source
+    number = f"{chapter[:2]}.{int(path.name[:2])}"
+    assert title.startswith(f"# {number} · "), f"title must start with '# {number} · '"
+    assert "**Mirrors:**" in title and "**You will be able to:**" in title
+    assert re.search(r"\d{3}_[0-9a-f]{16}\.txt", title), "cite the note files by name"
+    setup = _code(nb)[0].source
+    assert setup.startswith("# NBVAL_IGNORE_OUTPUT") and "tc.setup(" in setup
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "## Summary" in markdown
+    assert f"**Practise:** [exercises/{chapter}.ipynb](../../exercises/{chapter}.ipynb)" in markdown
+    assert (ROOT / "exercises" / f"{chapter}.ipynb").exists()
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=_ids(LESSONS))
+def test_lesson_sections_keep_the_chinese_headings(path):
+    headings = [line for c in _read(path).cells if c.cell_type == "markdown"
+                for line in c.source.splitlines() if line.startswith("## ") and line not in ("## Summary", "## Setup")]
+    with_chinese = [h for h in headings if re.search(r"[\u4e00-\u9fff]", h)]
+    assert len(with_chinese) >= len(headings) / 2, "mirror the notes: keep their Chinese heading beside the title"
+
+
+@pytest.mark.parametrize("path", LESSONS + SOLUTIONS, ids=_ids(LESSONS + SOLUTIONS))
+def test_lessons_and_solutions_are_committed_executed(path):
+    unexecuted = [c.source.splitlines()[0] for c in _code(_read(path)) if c.execution_count is None]
+    assert not unexecuted, f"run `make execute`; unexecuted cells start with {unexecuted[:3]}"
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=_ids(EXERCISES))
+def test_exercises_are_committed_blank(path):
+    assert all(not c.outputs and c.execution_count is None for c in _code(_read(path)))
+
+
+@pytest.mark.parametrize("path", LESSONS + SOLUTIONS, ids=_ids(LESSONS + SOLUTIONS))
+def test_timed_cells_ignore_their_output(path):
+    for cell in _code(_read(path)):
+        if "tc.bench(" in cell.source or ".plot()" in cell.source:
+            assert cell.source.startswith("# NBVAL_IGNORE_OUTPUT"), cell.source.splitlines()[0]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=_ids(LESSONS))
+def test_lessons_take_devices_from_the_helper(path):
+    if path.parent.name == "05_gpu":
+        pytest.skip("the GPU chapter teaches the device strings themselves")
+    for cell in _code(_read(path)):
+        assert not re.search(r"""device\s*=\s*["']cuda""", cell.source), "use tc.DEVICES, not a hard-coded 'cuda'"
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=_ids(EXERCISES))
+def test_solutions_differ_from_exercises_only_in_answer_cells(path):
+    exercise, solution = _read(path), _read(ROOT / "solutions" / path.name)
+    assert len(exercise.cells) == len(solution.cells)
+    answers = 0
+    for ours, theirs in zip(exercise.cells, solution.cells, strict=True):
+        tags = ours.metadata.get("tags", [])
+        assert tags == theirs.metadata.get("tags", [])
+        if "answer" in tags:
+            answers += 1
+            assert "..." in ours.source and ours.source != theirs.source
+        else:
+            assert ours.source == theirs.source, ours.source[:80]
+    assert answers > 0
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=_ids(EXERCISES))
+def test_every_declared_exercise_is_checked_in_its_notebook(path):
+    chapter = chapters()[path.stem]
+    source = "\n".join(c.source for c in _code(_read(path)))
+    for exercise_id in chapter.exercises:
+        assert f"{exercise_id}.check(" in source, f"{exercise_id} has no check cell"
+    assert len(chapter.exercises) >= 4
+
+
+@pytest.mark.parametrize("path", LESSONS + EXERCISES, ids=_ids(LESSONS + EXERCISES))
+def test_readme_links_every_notebook(path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"]({path.relative_to(ROOT).as_posix()})" in readme, "add the notebook to the README's contents"
