@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.torchcourse-installed
 JOBS   ?= auto
 LAB_ARGS ?=
+# JupyterLab refuses to start as root (containers, CI) unless told to.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NOTEBOOKS := $(sort $(wildcard notebooks/*/*.ipynb))
 SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
 # Strict checks (a failed exercise check raises) and the non-interactive plot backend, for every run.
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lab: install
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) README.md
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_FLAG) $(LAB_ARGS) README.md
 
 lint: install
 	$(VENV)/bin/ruff check src tests tools notebooks exercises solutions
