@@ -19,7 +19,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v 'is ignored' || true
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' > $(VENV)/pip.log 2>&1 \
+	  || { grep -v 'is ignored' $(VENV)/pip.log; exit 1; }
 	$(PY) -c 'import torch, torchvision, nbval, torchcourse'
 	$(PY) -m ipykernel install --sys-prefix --name torchcourse --display-name 'Python (torchcourse)' >/dev/null
 	touch $(STAMP)
