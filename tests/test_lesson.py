@@ -62,3 +62,9 @@ def test_expect_warning_restores_warn_always():
     with pytest.raises(AssertionError), expect_warning(UserWarning):
         pass
     assert torch.is_warn_always_enabled() == before
+
+
+def test_expect_error_strips_colour_codes(capsys):
+    with expect_error(RuntimeError, "unsafe"):
+        raise RuntimeError("\x1b[1mWeights only load failed\x1b[0m: unsafe global")
+    assert capsys.readouterr().out == "RuntimeError: Weights only load failed: unsafe global\n"

@@ -1,0 +1,707 @@
+"""Exercises of chapter 01 · Tensors (``exercises/01_tensors.ipynb``)."""
+
+from __future__ import annotations
+
+import torch
+
+from .core import Chapter
+
+chapter = Chapter("01_tensors", "Tensors")
+
+
+def _randint(generator: torch.Generator, low: int, high: int) -> int:
+    return int(torch.randint(low, high, (1,), generator=generator))
+
+
+# --- q1 · 01.1 creation and dtypes ---------------------------------------------------------------
+
+
+def _images(generator: torch.Generator, device: str) -> tuple[torch.Tensor]:
+    n, h, w = (_randint(generator, 1, 5) for _ in range(3))
+    return (torch.randint(0, 256, (n, h, w), generator=generator, dtype=torch.uint8).to(device),)
+
+
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    return images.to(torch.float32) / 255
+
+
+q1 = chapter.exercise(
+    "q1",
+    "Bytes to unit floats",
+    points=1,
+    reference=to_unit_float,
+    inputs=_images,
+    hints=[
+        "An image arrives as uint8 values 0..255; a network wants float32 values in [0, 1].",
+        "Convert the dtype first (`.to(torch.float32)` or `.float()`), then scale.",
+    ],
+    misconceptions=[
+        (lambda images: images.float(), "The dtype is right but the values are still 0..255: also divide by 255."),
+        (lambda images: images // 255, "Floor division keeps the integer dtype and rounds almost everything to 0."),
+    ],
+)
+
+
+# --- q2 · dtype rules: reductions on integers ------------------------------------------------------
+
+
+def _counts(generator: torch.Generator, device: str) -> tuple[torch.Tensor]:
+    shape = (_randint(generator, 2, 6), _randint(generator, 2, 6))
+    return (torch.randint(0, 100, shape, generator=generator).to(device),)
+
+
+def mean_count(counts: torch.Tensor) -> torch.Tensor:
+    return counts.to(torch.float32).mean()
+
+
+q2 = chapter.exercise(
+    "q2",
+    "The mean of integer counts",
+    points=1,
+    reference=mean_count,
+    inputs=_counts,
+    hints=[
+        "Try `counts.mean()` on an int64 tensor: read the error it raises.",
+        "A mean is fractional, so convert to the default floating dtype first.",
+    ],
+    misconceptions=[
+        (lambda counts: counts.sum() // counts.numel(),
+         "Integer division drops the fraction: convert to a float dtype before averaging."),
+    ],
+)
+
+
+# --- q3 · random constructors: randn is N(0, 1), not uniform on [-1, 1] ---------------------------------
+
+
+def _sampling(generator: torch.Generator, device: str) -> tuple[torch.Generator, int, float, float]:
+    seed = _randint(generator, 0, 2**31)
+    n = _randint(generator, 20, 200)
+    mean = float(torch.empty(()).uniform_(-5, 5, generator=generator))
+    std = float(torch.empty(()).uniform_(0.5, 3, generator=generator))
+    return torch.Generator().manual_seed(seed), n, mean, std
+
+
+def normal_samples(generator: torch.Generator, n: int, mean: float, std: float) -> torch.Tensor:
+    return torch.randn(n, generator=generator) * std + mean
+
+
+q3 = chapter.exercise(
+    "q3",
+    "Samples from N(mean, std²) with a given generator",
+    points=1,
+    reference=normal_samples,
+    inputs=_sampling,
+    atol=1e-5,
+    rtol=1e-5,
+    hints=[
+        "`torch.randn` draws from the standard normal N(0, 1); how do you shift and stretch it?",
+        "Pass `generator=generator` so your draws are the reproducible ones the check expects.",
+    ],
+    misconceptions=[
+        (lambda g, n, mean, std: (torch.rand(n, generator=g) * 2 - 1) * std + mean,
+         "These are uniform samples. randn is the unbounded standard normal, not uniform on [-1, 1]."),
+        (lambda g, n, mean, std: torch.randn(n, generator=g) * std**2 + mean,
+         "You scaled by the variance; scale by the standard deviation."),
+    ],
+)
+
+
+# --- q4 · arange and stacking: a coordinate grid ---------------------------------------------------
+
+
+def _grid_size(generator: torch.Generator, device: str) -> tuple[int, int, str]:
+    return _randint(generator, 1, 7), _randint(generator, 1, 7), device
+
+
+def coordinate_grid(h: int, w: int, device: str) -> torch.Tensor:
+    rows = torch.arange(h, device=device).view(h, 1).expand(h, w)
+    cols = torch.arange(w, device=device).view(1, w).expand(h, w)
+    return torch.stack([rows, cols], dim=-1)
+
+
+q4 = chapter.exercise(
+    "q4",
+    "A coordinate grid",
+    points=2,
+    reference=coordinate_grid,
+    inputs=_grid_size,
+    hints=[
+        "`torch.arange(h)` gives the row numbers and `torch.arange(w)` the column numbers.",
+        "Make both (h, w) with `view` plus `expand` (or `torch.meshgrid(..., indexing='ij')`), "
+        "then `torch.stack` along a new last dim.",
+        "Create them with `device=device` so the grid lives where it is asked for.",
+    ],
+    misconceptions=[
+        (lambda h, w, device: coordinate_grid(h, w, device).flip(-1),
+         "The pairs are (column, row); the grid asks for (row, column)."),
+        (lambda h, w, device: coordinate_grid(h, w, device).float(),
+         "Coordinates are integers: keep arange's int64 dtype."),
+    ],
+)
+
+
+# --- q5 · 01.2 views: undo a flatten + transpose without copying ---------------------------
+
+
+def _tokens(generator: torch.Generator, device: str) -> tuple[torch.Tensor, int, int]:
+    b, c = _randint(generator, 1, 4), _randint(generator, 2, 6)
+    h, w = _randint(generator, 2, 5), _randint(generator, 2, 5)
+    if h == w:  # h != w, so an answer that swaps them has the wrong shape
+        w += 1
+    maps = torch.randn(b, c, h, w, generator=generator).to(device)
+    return maps.flatten(2).transpose(1, 2), h, w  # (B, h*w, C): a view of maps, not contiguous
+
+
+def tokens_to_maps(tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    return tokens.transpose(1, 2).unflatten(2, (h, w))
+
+
+q5 = chapter.exercise(
+    "q5",
+    "Tokens back to feature maps, without a copy",
+    points=2,
+    reference=tokens_to_maps,
+    inputs=_tokens,
+    shares_memory=True,
+    hints=[
+        "Undo the steps in reverse order: first the transpose, then the flatten.",
+        "`tokens.transpose(1, 2)` is (B, C, h*w) and, here, contiguous again: `view` can split "
+        "its last dim into (h, w).",
+        "`reshape` straight to (B, C, h, w) keeps the elements in their current (transposed) "
+        "order; `.contiguous()` or `.clone()` make a copy. Neither undoes the chain.",
+    ],
+    misconceptions=[
+        (lambda t, h, w: t.reshape(t.shape[0], t.shape[2], h, w),
+         "reshape (or view) does not undo a transpose: it reads the elements in the tokens' current order "
+         "(position by position), so channels and positions get mixed up. Transpose back first "
+         "(tokens.transpose(1, 2)), then split the last dim with view."),
+        (lambda t, h, w: t.transpose(1, 2).reshape(t.shape[0], t.shape[2], w, h),
+         "Height and width are swapped: flatten(2) put the row index h first, so split the "
+         "positions into (h, w)."),
+    ],
+)
+
+
+# --- q6 · 01.2 views: sliding windows that share memory -------------------------------------
+
+
+def _signals(generator: torch.Generator, device: str) -> tuple[torch.Tensor, int, int]:
+    size, step = _randint(generator, 2, 5), _randint(generator, 1, 4)
+    leftover = _randint(generator, 0, step) if _randint(generator, 0, 2) else 0  # dropped at the end
+    length = size + step * _randint(generator, 1, 5) + leftover
+    signal = torch.randn(_randint(generator, 1, 4), length, generator=generator)
+    return signal.to(device), size, step
+
+
+def sliding_windows(signal: torch.Tensor, size: int, step: int) -> torch.Tensor:
+    return signal.unfold(-1, size, step)
+
+
+q6 = chapter.exercise(
+    "q6",
+    "Sliding windows without copying",
+    points=2,
+    reference=sliding_windows,
+    inputs=_signals,
+    trials=5,  # cases with and without an incomplete last window
+    shares_memory=True,
+    hints=[
+        "A signal of length L has (L - size) // step + 1 windows; the last incomplete one is dropped.",
+        "Stacking slices in a loop copies every window. `Tensor.unfold(dim, size, step)` returns "
+        "them as a view, with one more dimension.",
+        "`signal.unfold(-1, size, step)` has shape (B, windows, size). (`torch.as_strided` can "
+        "build the same view by hand: the window dim moves `step` elements, the new one 1.)",
+    ],
+    misconceptions=[
+        (lambda s, size, step: sliding_windows(s, size, step)[:, :-1],
+         "One window short: the last window starts at L - size, so count (L - size) // step + 1 "
+         "windows (range(0, L - size + 1, step))."),
+        (lambda s, size, step: s.unfold(-1, size, size),
+         "Your windows do not overlap: consecutive windows start `step` elements apart, not "
+         "`size`."),
+    ],
+)
+
+
+# --- q7 · 01.3 scatter_: one-hot encoding ----------------------------------------------------
+
+
+def _labels(generator: torch.Generator, device: str) -> tuple[torch.Tensor, int]:
+    num_classes = _randint(generator, 3, 9)
+    # the last class never occurs, so its count cannot be read off the labels
+    labels = torch.randint(0, num_classes - 1, (_randint(generator, 2, 9),), generator=generator)
+    return labels.to(device), num_classes
+
+
+def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    out = torch.zeros(len(labels), num_classes, device=labels.device)
+    return out.scatter_(1, labels.unsqueeze(1), 1.0)
+
+
+q7 = chapter.exercise(
+    "q7",
+    "One-hot encoding with scatter_",
+    points=1,
+    reference=one_hot,
+    inputs=_labels,
+    hints=[
+        "Start from zeros of shape (N, num_classes) (float32, on labels.device) and write a 1 "
+        "in row i, column labels[i].",
+        "`out.scatter_(dim, index, value)` writes `value` at out[i][index[i][j]] when dim=1: "
+        "the index needs the same number of dims as out.",
+        "`labels.unsqueeze(1)` turns (N,) into (N, 1): one column index per row.",
+    ],
+    misconceptions=[
+        (lambda labels, c: torch.nn.functional.one_hot(labels, c),
+         "The ones are in the right places but the dtype is int64 (what F.one_hot returns). A "
+         "one-hot matrix feeds matmuls and losses: make it float32 (scatter_ into float zeros)."),
+        (lambda labels, c: torch.nn.functional.one_hot(labels).float(),
+         "Your matrix has too few columns: the number of classes is num_classes, not the largest "
+         "label + 1 (a batch need not contain every class)."),
+        (lambda labels, c: one_hot(labels, c + 1),
+         "Off by one: labels run from 0 to num_classes - 1, so num_classes columns are enough."),
+        (lambda labels, c: one_hot(labels, c).t(),
+         "You built the transpose: rows are classes. Row i must be the one-hot vector of "
+         "labels[i], shape (N, num_classes)."),
+    ],
+)
+
+
+# --- q8 · 01.3 gather: the negative log-likelihood of each label ---------------------------
+
+
+def _log_probs(generator: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    n, c = _randint(generator, 2, 9), _randint(generator, 2, 9)
+    if n == c:  # so that an (N, N) table cannot pass for an (N, C) one
+        c += 1
+    logits = torch.randn(n, c, generator=generator) * 2
+    labels = torch.randint(0, c, (n,), generator=generator)
+    return logits.log_softmax(dim=1).to(device), labels.to(device)
+
+
+def nll(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return -log_probs.gather(1, labels.unsqueeze(1)).squeeze(1)
+
+
+q8 = chapter.exercise(
+    "q8",
+    "The negative log-likelihood of each label",
+    points=1,
+    reference=nll,
+    inputs=_log_probs,
+    hints=[
+        "You need one value per row: row i, column labels[i]. Then negate it.",
+        "`log_probs.gather(1, index)` picks out[i][j] = log_probs[i][index[i][j]]; the index "
+        "must be 2-D, (N, 1), and so is the result.",
+        "Or pair rows and columns with two index tensors: "
+        "`log_probs[torch.arange(N, device=...), labels]`.",
+    ],
+    misconceptions=[
+        (lambda lp, labels: -lp[:, labels],
+         "log_probs[:, labels] takes every label column for every row: an (N, N) table. Pair "
+         "row i with labels[i] (gather, or index with torch.arange(N) and labels)."),
+        (lambda lp, labels: -lp.gather(1, labels.unsqueeze(1)),
+         "gather keeps the dimension it indexes: squeeze(1) the (N, 1) result to shape (N,)."),
+        (lambda lp, labels: lp.gather(1, labels.unsqueeze(1)).squeeze(1),
+         "These are the log-probabilities; the negative log-likelihood is their negation (a loss "
+         "is small when the probability is high)."),
+        (lambda lp, labels: -lp.gather(1, labels.unsqueeze(1)).squeeze(1).exp(),
+         "The inputs are already log-probabilities: do not exponentiate them."),
+    ],
+)
+
+
+# --- q9 · 01.4 topk: the k best scores of each row --------------------------------------------
+
+
+def _scores(generator: torch.Generator, device: str) -> tuple[torch.Tensor, int]:
+    n, m = _randint(generator, 3, 7), _randint(generator, 7, 12)  # n < m
+    return torch.randn(n, m, generator=generator).to(device), _randint(generator, 2, n + 1)
+
+
+def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    values, indices = scores.topk(k, dim=1)
+    return values, indices
+
+
+q9 = chapter.exercise(
+    "q9",
+    "The top k of each row, with their indices",
+    points=1,
+    reference=top_k,
+    inputs=_scores,
+    hints=[
+        "Each row is one sample: you want its k largest scores, largest first, and the columns "
+        "they came from.",
+        "`torch.topk(input, k, dim=...)` returns a (values, indices) pair; it picks the largest "
+        "by default and sorts them in descending order.",
+        "Work along the columns of each row: dim=1 (or dim=-1).",
+    ],
+    misconceptions=[
+        (lambda s, k: tuple(s.topk(k, dim=1, largest=False)),
+         "These are the k smallest scores: topk(..., largest=False) (or an ascending sort) picks "
+         "from the wrong end."),
+        (lambda s, k: tuple(t[:, -k:] for t in s.sort(dim=1)),
+         "You have the right k scores in ascending order: sort(dim=1) sorts ascending, so its "
+         "last k are the largest, smallest first. Use descending=True, or topk."),
+        (lambda s, k: tuple(s.topk(k, dim=0)),
+         "You took the top k of each column (dim=0): that is the best k samples per class. The "
+         "task is per row: dim=1."),
+    ],
+)
+
+
+# --- q10 · 01.4 reductions with keepdim: standardise each row ------------------------------
+
+
+def _rows(generator: torch.Generator, device: str) -> tuple[torch.Tensor]:
+    n = _randint(generator, 3, 8)
+    # square inputs in some cases, so that forgetting keepdim broadcasts silently instead of failing
+    d = _randint(generator, 3, 9) if _randint(generator, 0, 2) else n
+    scale = torch.empty(n, 1).uniform_(-5, 1, generator=generator).exp()  # some rows tiny spread
+    shift = torch.empty(n, 1).uniform_(-10, 10, generator=generator)
+    return (torch.randn(n, d, generator=generator).mul(scale).add(shift).to(device),)
+
+
+def standardize_rows(x: torch.Tensor) -> torch.Tensor:
+    mean = x.mean(dim=1, keepdim=True)
+    var = x.var(dim=1, keepdim=True, correction=0)
+    return (x - mean) / torch.sqrt(var + 1e-5)
+
+
+q10 = chapter.exercise(
+    "q10",
+    "Standardise each row (layer-norm style)",
+    points=2,
+    reference=standardize_rows,
+    inputs=_rows,
+    trials=5,  # square and non-square cases
+    atol=1e-4,
+    rtol=1e-4,
+    hints=[
+        "Reduce over dim=1 (the features of each row): the mean and the variance of each row.",
+        "`x.mean(dim=1)` has shape (N,); subtracting it from (N, D) broadcasts it along the last "
+        "dim, i.e. across columns. Keep the reduced dim with keepdim=True: shape (N, 1).",
+        "Layer norm uses the population variance (divide by D): `x.var(dim=1, keepdim=True, "
+        "correction=0)`. Add eps = 1e-5 inside the square root.",
+    ],
+    misconceptions=[
+        (lambda x: (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True) + 1e-5),
+         "torch.var and torch.std divide by D - 1 by default (Bessel's correction). Layer norm "
+         "uses the population variance: pass correction=0."),
+        (lambda x: (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True),
+         "torch.std divides by D - 1 by default (Bessel's correction). Layer norm uses the "
+         "population variance (correction=0), with eps = 1e-5 added inside the square root."),
+        (lambda x: (x - x.mean(1)) / torch.sqrt(x.var(1, correction=0) + 1e-5),
+         "Without keepdim=True, x.mean(dim=1) has shape (N,) and broadcasts along the last dim: "
+         "column j got row j's statistics. Keep the reduced dim (keepdim=True) so the statistics "
+         "have shape (N, 1) and line up with the rows."),
+        (lambda x: (x - x.mean(0, keepdim=True)) / torch.sqrt(x.var(0, keepdim=True, correction=0)
+                                                              + 1e-5),
+         "You standardised each column (dim=0). Each row is one sample: reduce over dim=1."),
+        (lambda x: (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True, correction=0),
+         "Almost: add eps = 1e-5 to the variance inside the square root. It matters for rows "
+         "whose values hardly vary, and it prevents a division by zero for constant rows."),
+    ],
+)
+
+
+# --- q11 · 01.4 reductions with a mask: mean over the valid time steps ----------------------
+
+
+def _padded(generator: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    b, t, d = _randint(generator, 2, 5), _randint(generator, 3, 7), _randint(generator, 1, 5)
+    x = torch.randn(b, t, d, generator=generator)
+    mask = torch.rand(b, t, generator=generator) < 0.6
+    mask[:, 0] = True  # every sequence has a valid step
+    mask[0, -1] = False  # and some padding
+    return x.to(device), mask.to(device)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.unsqueeze(-1).to(x.dtype)
+    return (x * weights).sum(dim=1) / weights.sum(dim=1)
+
+
+q11 = chapter.exercise(
+    "q11",
+    "Mean over the valid time steps",
+    points=2,
+    reference=masked_mean,
+    inputs=_padded,
+    atol=1e-5,
+    rtol=1e-5,
+    hints=[
+        "Zero the padded steps, sum over time, and divide by the number of valid steps of each "
+        "sequence, not by T.",
+        "mask is (B, T) and x is (B, T, D): `mask.unsqueeze(-1)` (B, T, 1) broadcasts over the "
+        "features.",
+        "`mask.sum(dim=1, keepdim=True)` counts the valid steps per sequence, shape (B, 1); "
+        "convert the mask to x's dtype before multiplying.",
+    ],
+    misconceptions=[
+        (lambda x, mask: x.mean(dim=1),
+         "You averaged the padding too: ignore the steps where mask is False."),
+        (lambda x, mask: (x * mask.unsqueeze(-1)).sum(dim=1) / x.shape[1],
+         "You zeroed the padding but still divided by T: divide by the number of valid steps of "
+         "each sequence (mask.sum(dim=1, keepdim=True))."),
+        (lambda x, mask: x[mask].mean(dim=0),
+         "x[mask] gathers the valid steps of all sequences into one (num_valid, D) table, so "
+         "their mean mixes the batch. Keep one mean per sequence: multiply by the mask instead."),
+    ],
+)
+
+
+# --- q12 · 01.5 broadcasting / linear algebra: batched pairwise distances --------------------
+
+
+def _point_sets(generator: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    b, d = _randint(generator, 1, 4), _randint(generator, 1, 6)
+    n, m = _randint(generator, 2, 7), _randint(generator, 2, 7)
+    x = torch.randn(b, n, d, generator=generator)
+    y = torch.randn(b, m, d, generator=generator)
+    return x.to(device), y.to(device)
+
+
+def pairwise_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    diff = x.unsqueeze(2) - y.unsqueeze(1)  # (B, N, 1, D) - (B, 1, M, D) -> (B, N, M, D)
+    return diff.pow(2).sum(dim=-1).sqrt()
+
+
+q12 = chapter.exercise(
+    "q12",
+    "Batched pairwise distances, without loops",
+    points=2,
+    reference=pairwise_distances,
+    inputs=_point_sets,
+    atol=2e-4,
+    rtol=2e-4,
+    hints=[
+        "out[b, i, j] = ||x[b, i] - y[b, j]||: every point of x against every point of y, within "
+        "each batch.",
+        "Insert singleton dims so the differences broadcast to (B, N, M, D): "
+        "`x.unsqueeze(2) - y.unsqueeze(1)`.",
+        "Square, sum over the last dim (D), then take the square root. (`torch.cdist(x, y)` "
+        "does all of this, and ||x||² + ||y||² - 2 x·yᵀ with `torch.bmm` avoids the 4-D tensor.)",
+    ],
+    misconceptions=[
+        (lambda x, y: pairwise_distances(x, y) ** 2,
+         "These are squared distances: take the square root."),
+        (lambda x, y: pairwise_distances(y, x),
+         "Your result is transposed, (B, M, N): the differences broadcast the other way round. "
+         "Put x's points on dim 1 and y's on dim 2: x.unsqueeze(2) - y.unsqueeze(1)."),
+        (lambda x, y: (x.unsqueeze(2) - y.unsqueeze(1)).abs().sum(dim=-1),
+         "That is the L1 (Manhattan) distance. The Euclidean distance is the square root of the "
+         "sum of squared differences."),
+    ],
+)
+
+
+# --- q13 · 01.5 least squares: fit a polynomial -----------------------------------------------
+
+
+def _samples(generator: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    degree = _randint(generator, 1, 4)
+    n = _randint(generator, degree + 4, 20)
+    x = torch.rand(n, generator=generator, dtype=torch.float64) * 4 - 2
+    true = torch.randn(degree + 1, generator=generator, dtype=torch.float64)
+    y = torch.vander(x, degree + 1, increasing=True) @ true
+    y = y + 0.1 * torch.randn(n, generator=generator, dtype=torch.float64)
+    return x.to(device), y.to(device), degree
+
+
+def fit_polynomial(x: torch.Tensor, y: torch.Tensor, degree: int) -> torch.Tensor:
+    design = torch.vander(x, degree + 1, increasing=True)  # columns 1, x, x², ...
+    return torch.linalg.lstsq(design, y.unsqueeze(1)).solution.squeeze(1)
+
+
+q13 = chapter.exercise(
+    "q13",
+    "Fit a polynomial by least squares",
+    points=2,
+    reference=fit_polynomial,
+    inputs=_samples,
+    atol=1e-6,
+    rtol=1e-6,
+    hints=[
+        "Build the design matrix A with columns 1, x, x², ..., x^degree; the coefficients c "
+        "minimise ||A c - y||².",
+        "`torch.vander(x, degree + 1, increasing=True)` builds A. Its default order is the "
+        "highest power first.",
+        "Solve with `torch.linalg.lstsq(A, y.unsqueeze(1)).solution` (the old `torch.lstsq` is "
+        "gone), not by inverting AᵀA.",
+    ],
+    misconceptions=[
+        (lambda x, y, d: fit_polynomial(x, y, d).flip(0),
+         "Your coefficients are in reverse order: torch.vander puts the highest power first by "
+         "default. Pass increasing=True so that c[k] multiplies x**k."),
+        (lambda x, y, d: fit_polynomial(x, y, d - 1),
+         "A polynomial of degree d has d + 1 coefficients, constant term included."),
+    ],
+)
+
+
+# --- q14 · 01.5 spectral: a low-pass filter with torch.fft -----------------------------------
+
+
+def _noisy(generator: torch.Generator, device: str) -> tuple[torch.Tensor, int]:
+    length = 2 * _randint(generator, 4, 12) + 1  # odd, where irfft needs to be told n
+    signal = torch.randn(_randint(generator, 1, 4), length, generator=generator)
+    return signal.to(device), _randint(generator, 1, length // 2)
+
+
+def low_pass(signal: torch.Tensor, keep: int) -> torch.Tensor:
+    spectrum = torch.fft.rfft(signal, dim=-1)
+    spectrum[..., keep:] = 0
+    return torch.fft.irfft(spectrum, n=signal.shape[-1], dim=-1)
+
+
+def _low_pass_full_fft(signal: torch.Tensor, keep: int) -> torch.Tensor:
+    spectrum = torch.fft.fft(signal, dim=-1)
+    spectrum[..., keep:] = 0
+    return torch.fft.ifft(spectrum, dim=-1).real
+
+
+def _low_pass_spectrum(signal: torch.Tensor, keep: int) -> torch.Tensor:
+    spectrum = torch.fft.rfft(signal, dim=-1)
+    spectrum[..., keep:] = 0
+    return spectrum
+
+
+q14 = chapter.exercise(
+    "q14",
+    "A low-pass filter with torch.fft",
+    points=2,
+    reference=low_pass,
+    inputs=_noisy,
+    atol=1e-4,
+    rtol=1e-4,
+    hints=[
+        "Go to the frequency domain along the last dim, zero every bin from `keep` on, and come "
+        "back.",
+        "For a real signal use `torch.fft.rfft`: bins 0 .. L//2, frequency increasing. (The "
+        "old function `torch.rfft` is gone; the `torch.fft` module replaced it.)",
+        "`torch.fft.irfft` cannot tell an odd length from an even one: pass "
+        "`n=signal.shape[-1]`.",
+    ],
+    misconceptions=[
+        (lambda s, keep: torch.fft.irfft(_low_pass_spectrum(s, keep), dim=-1),
+         "Your signal is one sample short: irfft assumes an even length unless you pass "
+         "n=signal.shape[-1]."),
+        (_low_pass_spectrum,
+         "You returned the (complex) spectrum: transform it back to a real signal with "
+         "torch.fft.irfft."),
+        (_low_pass_full_fft,
+         "With torch.fft.fft, the upper half of the bins hold the negative frequencies, and you "
+         "zeroed them too. Use rfft, which keeps only the non-negative ones, and irfft."),
+        (lambda s, keep: low_pass(s, keep + 1),
+         "Keep exactly `keep` bins, 0 .. keep - 1 (bin 0 is the mean): zero from index keep on."),
+    ],
+)
+
+
+# --- q15 · 01.6 random sampling with a generator: bootstrap means ---------------------------
+
+
+def _bootstrap(generator: torch.Generator, device: str) -> tuple[torch.Tensor, int, torch.Generator]:
+    n, d = _randint(generator, 3, 9), _randint(generator, 1, 4)
+    data = torch.randn(n, d, generator=generator) * 3
+    seed = _randint(generator, 0, 2**31)
+    return data.to(device), _randint(generator, 2, 7), torch.Generator().manual_seed(seed)
+
+
+def bootstrap_means(data: torch.Tensor, num_resamples: int, generator: torch.Generator):
+    n = data.shape[0]
+    rows = torch.randint(0, n, (num_resamples, n), generator=generator).to(data.device)
+    return data[rows].mean(dim=1)
+
+
+q15 = chapter.exercise(
+    "q15",
+    "Bootstrap means from a seeded generator",
+    points=2,
+    reference=bootstrap_means,
+    inputs=_bootstrap,
+    atol=1e-5,
+    rtol=1e-5,
+    hints=[
+        "A bootstrap resample draws N rows *with replacement*. Draw all the row numbers in one "
+        "call: `torch.randint(0, N, (num_resamples, N), generator=generator)`.",
+        "The generator lives on the CPU: draw the indices there, then `.to(data.device)`.",
+        "`data[rows]` with rows (R, N) is (R, N, D); average over the N drawn rows.",
+    ],
+    misconceptions=[
+        (lambda data, r, g: data.mean(dim=0).expand(r, -1),
+         "Every resample has the same mean as the data: you drew without replacement (a "
+         "permutation, e.g. randperm). A bootstrap resample draws with replacement (randint)."),
+        (lambda data, r, g: data[torch.randint(0, data.shape[0] - 1, (r, data.shape[0]),
+                                               generator=g).to(data.device)].mean(dim=1),
+         "torch.randint's upper bound is exclusive: randint(0, N) already draws 0 .. N - 1, and "
+         "with N - 1 the last row is never drawn."),
+        (lambda data, r, g: data[torch.randint(0, data.shape[0], (data.shape[0], r),
+                                               generator=g).t().to(data.device)].mean(dim=1),
+         "The same generator gives different resamples when you draw a differently shaped "
+         "tensor: draw shape (num_resamples, N), one row of indices per resample."),
+    ],
+)
+
+
+# --- q16 · 01.7 sparse tensors: sum messages along the edges of a graph ---------------------
+
+
+def _graph(generator: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    n, d = _randint(generator, 3, 8), _randint(generator, 1, 4)
+    edges = torch.randint(0, n, (2, n + _randint(generator, 1, 8)), generator=generator)
+    edges = torch.cat([edges, edges[:, :2]], dim=1)  # more edges than nodes, and repeated edges
+    return torch.randn(n, d, generator=generator).to(device), edges.to(device)
+
+
+def aggregate(features: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    source, target = edges
+    return torch.zeros_like(features).index_add_(0, target, features[source])
+
+
+def _aggregate_once_per_pair(features: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    n = features.shape[0]
+    adjacency = torch.zeros(n, n, dtype=features.dtype, device=features.device)
+    adjacency[edges[1], edges[0]] = 1
+    return adjacency @ features
+
+
+def _aggregate_plus_equals(features: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros_like(features)
+    out[edges[1]] += features[edges[0]]
+    return out
+
+
+q16 = chapter.exercise(
+    "q16",
+    "Sum messages along the edges of a graph",
+    points=3,
+    reference=aggregate,
+    inputs=_graph,
+    atol=1e-5,
+    rtol=1e-5,
+    hints=[
+        "This is a sparse matrix product: out = A @ features, with A[t, s] the number of edges "
+        "s → t. Build A with `torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=True)`: "
+        "its repeated indices are summed.",
+        "Without a matrix: `torch.zeros_like(features).index_add_(0, target, features[source])` "
+        "adds each source's row into its target's row.",
+        "`out[target] += features[source]` does not accumulate repeated targets: only one of "
+        "their updates survives.",
+    ],
+    misconceptions=[
+        (lambda f, e: aggregate(f, e.flip(0)),
+         "You sent the messages the wrong way: node t collects from the edges that point to it "
+         "(edges[1] == t), adding features[edges[0]]."),
+        (_aggregate_plus_equals,
+         "out[target] += ... with repeated targets is not accumulated: each node kept only one "
+         "incoming message. Use index_add_ (or index_put_ with accumulate=True)."),
+        (_aggregate_once_per_pair,
+         "Repeated edges count once in your result: assigning A[t, s] = 1 writes the same "
+         "position again. Accumulate (index_put_ with accumulate=True, index_add_, or a "
+         "sparse_coo_tensor, which sums duplicates)."),
+    ],
+)

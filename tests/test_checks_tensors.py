@@ -1,0 +1,427 @@
+"""The exercises of chapter 01 · Tensors: references pass, typical wrong answers get the right feedback.
+
+The generic inputs every exercise must survive (None, wrong type, NaN, wrong device, an exception,
+the placeholder) are in test_checks_all.py; this file holds the answers a learner of this chapter
+actually writes, and what the check must say about them.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from torchcourse.checks import tensors
+from torchcourse.checks.core import Exercise, Status
+
+EXERCISES = list(tensors.chapter.exercises.values())
+NEW = [ex for ex in EXERCISES if int(ex.id[1:]) >= 5]
+
+
+def _incorrect(ex: Exercise, answer) -> str:
+    outcome = ex.grade(answer)
+    assert outcome.status is Status.INCORRECT, outcome.message
+    assert outcome.points == 0
+    _assert_no_leak(ex, outcome.message)
+    return outcome.message
+
+
+def _assert_no_leak(ex: Exercise, message: str) -> None:
+    """The feedback never shows the expected result of the hidden case it failed on."""
+    for trial in range(ex.trials):
+        case = ex.inputs(torch.Generator().manual_seed(ex.seed(trial)), "cpu")
+        expected = ex.reference(*case)
+        for t in expected if isinstance(expected, tuple) else (expected,):
+            if t.numel() > 1:
+                assert str(t) not in message and str(t.tolist()) not in message
+            if t.is_floating_point():
+                for v in t.flatten()[:8].tolist():
+                    if abs(v) > 0.01:
+                        assert f"{v:.3f}" not in message
+
+
+# --- the chapter as a whole -----------------------------------------------------------------
+
+
+def test_chapter_has_at_least_ten_exercises_in_lesson_order():
+    assert len(EXERCISES) >= 10
+    assert [ex.id for ex in EXERCISES] == [f"q{i}" for i in range(1, len(EXERCISES) + 1)]
+
+
+@pytest.mark.parametrize("ex", NEW, ids=[ex.id for ex in NEW])
+def test_new_exercise_is_well_formed(ex: Exercise):
+    assert 1 <= ex.points <= 3
+    assert len(ex.hints) >= 2, "hints escalate: at least two"
+    assert len(ex.misconceptions) >= 2
+    outcome = ex.grade(ex.reference)
+    assert outcome.status is Status.CORRECT, outcome.message
+    assert outcome.points == ex.points
+
+
+@pytest.mark.parametrize("ex", NEW, ids=[ex.id for ex in NEW])
+def test_every_declared_misconception_gets_its_own_feedback(ex: Exercise):
+    for wrong, feedback in ex.misconceptions:
+        message = _incorrect(ex, wrong)
+        assert message.startswith(feedback), message
+
+
+@pytest.mark.parametrize("ex", NEW, ids=[ex.id for ex in NEW])
+def test_hidden_cases_differ_from_trial_to_trial(ex: Exercise):
+    first, second = (ex.inputs(torch.Generator().manual_seed(ex.seed(t)), "cpu") for t in (0, 1))
+    assert not all(_same(a, b) for a, b in zip(first, second, strict=True))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, torch.Generator):
+        return torch.equal(a.get_state(), b.get_state())
+    return a == b
+
+
+# --- q5 · tokens back to feature maps, without a copy -----------------------------------------
+
+
+def test_q5_accepts_other_views():
+    ex = tensors.q5
+    assert ex.grade(lambda t, h, w: t.permute(0, 2, 1).reshape(t.shape[0], -1, h, w)).status is Status.CORRECT
+    assert ex.grade(lambda t, h, w: t.unflatten(1, (h, w)).permute(0, 3, 1, 2)).status is Status.CORRECT
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda t, h, w: t.transpose(1, 2).clone().view(t.shape[0], t.shape[2], h, w), "is a copy"),
+        (lambda t, h, w: t.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w) + 0, "shares memory"),
+        (lambda t, h, w: t.reshape(t.shape[0], t.shape[2], h, w), "does not undo a transpose"),
+        (lambda t, h, w: t.contiguous().view(t.shape[0], t.shape[2], h, w), "does not undo a transpose"),
+        (lambda t, h, w: t.transpose(1, 2).reshape(t.shape[0], t.shape[2], w, h), "swapped"),
+        (lambda t, h, w: t.transpose(1, 2), "wrong shape"),
+    ],
+)
+def test_q5_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q5, answer)
+
+
+# --- q6 · sliding windows without copying ------------------------------------------------------
+
+
+def test_q6_accepts_as_strided():
+    def by_hand(s, size, step):
+        count = (s.shape[1] - size) // step + 1
+        return s.as_strided((s.shape[0], count, size), (s.stride(0), step, 1))
+
+    assert tensors.q6.grade(by_hand).status is Status.CORRECT
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda s, size, step: torch.stack([s[:, i:i + size] for i in range(0, s.shape[1] - size + 1, step)], 1),
+         "is a copy"),
+        (lambda s, size, step: torch.stack([s[:, i:i + size] for i in range(0, s.shape[1] - size, step)], 1),
+         "One window short"),
+        (lambda s, size, step: s.unfold(1, size, size), "do not overlap"),
+        (lambda s, size, step: s.unfold(0, size, step), "raised RuntimeError"),
+    ],
+)
+def test_q6_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q6, answer)
+
+
+# --- q7 · one-hot encoding -------------------------------------------------------------------
+
+
+def test_q7_accepts_other_constructions():
+    assert tensors.q7.grade(lambda labels, c: F.one_hot(labels, c).float()).status is Status.CORRECT
+    assert tensors.q7.grade(lambda labels, c: torch.eye(c, device=labels.device)[labels]).status is Status.CORRECT
+
+
+def _scattered(labels, rows, cols, dtype=torch.float32, dim=1):
+    """zeros(rows, cols) with ones scattered at the labels along dim, as a learner might write it."""
+    index = labels.unsqueeze(1) if dim == 1 else labels.unsqueeze(0)
+    return torch.zeros(rows, cols, dtype=dtype, device=labels.device).scatter_(dim, index, 1)
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda labels, c: _scattered(labels, len(labels), c, torch.long), "int64"),
+        (lambda labels, c: _scattered(labels, len(labels), c, torch.float64), "wrong dtype"),
+        (lambda labels, c: _scattered(labels, len(labels), int(labels.max()) + 1), "too few columns"),
+        (lambda labels, c: _scattered(labels, len(labels), c + 1), "Off by one"),
+        (lambda labels, c: _scattered(labels, c, len(labels), dim=0), "transpose"),
+        (lambda labels, c: torch.zeros(len(labels), c, device=labels.device).scatter_(1, labels, 1.0),
+         "raised RuntimeError"),
+    ],
+)
+def test_q7_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q7, answer)
+
+
+# --- q8 · negative log-likelihood with gather ------------------------------------------------
+
+
+def test_q8_accepts_paired_indexing_and_nll_loss():
+    assert tensors.q8.grade(lambda lp, y: -lp[torch.arange(len(y), device=y.device), y]).status is Status.CORRECT
+    assert tensors.q8.grade(lambda lp, y: F.nll_loss(lp, y, reduction="none")).status is Status.CORRECT
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda lp, y: -lp[:, y], "(N, N) table"),
+        (lambda lp, y: -lp.gather(1, y.unsqueeze(1)), "squeeze(1)"),
+        (lambda lp, y: lp.gather(1, y.unsqueeze(1)).squeeze(1), "negation"),
+        (lambda lp, y: -lp.exp().gather(1, y.unsqueeze(1)).squeeze(1), "do not exponentiate"),
+        (lambda lp, y: -lp.gather(1, y.unsqueeze(1)).squeeze(1).log(), "NaN"),
+        (lambda lp, y: F.nll_loss(lp, y), "wrong shape"),
+    ],
+)
+def test_q8_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q8, answer)
+
+
+# --- q9 · top k per row --------------------------------------------------------------------------
+
+
+def test_q9_accepts_a_descending_sort_and_the_named_tuple():
+    def by_sort(s, k):
+        values, indices = s.sort(dim=1, descending=True)
+        return values[:, :k], indices[:, :k]
+
+    assert tensors.q9.grade(by_sort).status is Status.CORRECT
+    assert tensors.q9.grade(lambda s, k: torch.topk(s, k)).status is Status.CORRECT
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda s, k: torch.topk(s, k, largest=False), "smallest"),
+        (lambda s, k: (s.sort(1).values[:, -k:], s.sort(1).indices[:, -k:]), "ascending"),
+        (lambda s, k: s.topk(k, dim=0), "each column"),
+        (lambda s, k: s.topk(k).values, "expected a tuple"),
+        (lambda s, k: (s.topk(k).values, s.topk(k).indices.float()), "item 1: wrong dtype"),
+    ],
+)
+def test_q9_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q9, answer)
+
+
+def test_q9_does_not_reveal_the_indices():
+    message = _incorrect(tensors.q9, lambda s, k: (s.topk(k).values, s.topk(k).indices.flip(1)))
+    assert "differ" in message
+
+
+# --- q10 · standardise each row -----------------------------------------------------------------
+
+
+def test_q10_accepts_layer_norm():
+    assert tensors.q10.grade(lambda x: F.layer_norm(x, x.shape[-1:])).status is Status.CORRECT
+
+
+def test_q10_hidden_cases_include_square_and_non_square_inputs():
+    ex = tensors.q10
+    shapes = [ex.inputs(torch.Generator().manual_seed(ex.seed(t)), "cpu")[0].shape for t in range(ex.trials)]
+    assert any(n == d for n, d in shapes) and any(n != d for n, d in shapes)
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda x: (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True), "Bessel"),
+        (lambda x: (x - x.mean(1)) / (x.var(1, correction=0) + 1e-5).sqrt(), "keepdim=True"),
+        (lambda x: (x - x.mean(0)) / (x.var(0, correction=0) + 1e-5).sqrt(), "each column"),
+        (lambda x: (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True, correction=0), "eps"),
+        (lambda x: x - x.mean(1, keepdim=True), "differ"),
+    ],
+)
+def test_q10_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q10, answer)
+
+
+# --- q11 · masked mean ------------------------------------------------------------------------------
+
+
+def test_q11_accepts_masked_fill():
+    def with_fill(x, mask):
+        return x.masked_fill(~mask.unsqueeze(-1), 0).sum(1) / mask.sum(1, keepdim=True)
+
+    assert tensors.q11.grade(with_fill).status is Status.CORRECT
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda x, mask: x.mean(1), "averaged the padding"),
+        (lambda x, mask: (x * mask.unsqueeze(-1)).mean(1), "still divided by T"),
+        (lambda x, mask: x[mask].mean(0), "mixes the batch"),
+        (lambda x, mask: (x * mask.unsqueeze(-1)).sum(1) / mask.sum(), "differ"),
+        (lambda x, mask: (x * mask).sum(1), "raised RuntimeError"),
+    ],
+)
+def test_q11_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q11, answer)
+
+
+# --- q12 · pairwise distances ---------------------------------------------------------------------
+
+
+def test_q12_accepts_cdist_and_the_matmul_expansion():
+    assert tensors.q12.grade(torch.cdist).status is Status.CORRECT
+
+    def expanded(x, y):
+        squared = x.pow(2).sum(-1, keepdim=True) + y.pow(2).sum(-1).unsqueeze(1) - 2 * torch.bmm(x, y.transpose(1, 2))
+        return squared.clamp_min(0).sqrt()
+
+    assert tensors.q12.grade(expanded).status is Status.CORRECT
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda x, y: (x.unsqueeze(2) - y.unsqueeze(1)).pow(2).sum(-1), "squared distances"),
+        (lambda x, y: (x.unsqueeze(1) - y.unsqueeze(2)).norm(dim=-1), "transposed"),
+        (lambda x, y: torch.cdist(y, x), "transposed"),
+        (lambda x, y: (x.unsqueeze(2) - y.unsqueeze(1)).abs().sum(-1), "L1"),
+        (lambda x, y: (x.unsqueeze(2) - y.unsqueeze(1)).norm(dim=1), "wrong shape"),
+    ],
+)
+def test_q12_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q12, answer)
+
+
+# --- q13 · polynomial least squares ---------------------------------------------------------------
+
+
+def test_q13_accepts_normal_equations_and_pinv():
+    def normal_equations(x, y, d):
+        a = torch.vander(x, d + 1, increasing=True)
+        return torch.linalg.solve(a.T @ a, a.T @ y)
+
+    assert tensors.q13.grade(normal_equations).status is Status.CORRECT
+    assert tensors.q13.grade(lambda x, y, d: torch.linalg.pinv(torch.vander(x, d + 1, increasing=True)) @ y).status \
+        is Status.CORRECT
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda x, y, d: torch.linalg.lstsq(torch.vander(x, d + 1), y).solution, "reverse order"),
+        (lambda x, y, d: torch.linalg.lstsq(torch.vander(x, d, increasing=True), y).solution, "d + 1 coefficients"),
+        (lambda x, y, d: torch.linalg.lstsq(torch.vander(x, d + 1, increasing=True).float(), y.float()).solution,
+         "wrong dtype"),
+        (lambda x, y, d: torch.linalg.lstsq(torch.vander(x, d + 2, increasing=True), y).solution, "wrong shape"),
+    ],
+)
+def test_q13_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q13, answer)
+
+
+# --- q14 · low-pass filter -----------------------------------------------------------------------------
+
+
+def test_q14_accepts_a_multiplied_mask():
+    def masked(s, keep):
+        bins = torch.arange(s.shape[-1] // 2 + 1, device=s.device)
+        return torch.fft.irfft(torch.fft.rfft(s) * (bins < keep), n=s.shape[-1])
+
+    assert tensors.q14.grade(masked).status is Status.CORRECT
+
+
+def _rfft_zeroed(s, keep):
+    spectrum = torch.fft.rfft(s)
+    spectrum[..., keep:] = 0
+    return spectrum
+
+
+def _fft_zeroed(s, keep):
+    spectrum = torch.fft.fft(s)
+    spectrum[..., keep:] = 0
+    return torch.fft.ifft(spectrum).real
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda s, keep: torch.fft.irfft(_rfft_zeroed(s, keep)), "one sample short"),
+        (_rfft_zeroed, "complex"),
+        (_fft_zeroed, "negative frequencies"),
+        (lambda s, keep: torch.fft.irfft(_rfft_zeroed(s, keep + 1), n=s.shape[-1]), "Keep exactly"),
+        (lambda s, keep: torch.fft.irfft(_rfft_zeroed(s, keep), n=s.shape[-1]).double(), "wrong dtype"),
+    ],
+)
+def test_q14_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q14, answer)
+
+
+# --- q15 · bootstrap means ------------------------------------------------------------------------------
+
+
+def test_q15_accepts_a_sum_over_n():
+    def summed(data, r, g):
+        n = data.shape[0]
+        return data[torch.randint(0, n, (r, n), generator=g).to(data.device)].sum(1) / n
+
+    assert tensors.q15.grade(summed).status is Status.CORRECT
+
+
+def _permutations(data, r, g):
+    return torch.stack([data[torch.randperm(data.shape[0], generator=g)].mean(0) for _ in range(r)])
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (_permutations, "without replacement"),
+        (lambda data, r, g: data[torch.randint(0, data.shape[0] - 1, (r, data.shape[0]), generator=g)].mean(1),
+         "exclusive"),
+        (lambda data, r, g: data[torch.randint(0, data.shape[0], (data.shape[0], r), generator=g).T].mean(1),
+         "differently shaped"),
+        (lambda data, r, g: data[torch.randint(0, data.shape[0], (r, data.shape[0]))].mean(1), "differ"),
+        (lambda data, r, g: data[torch.randint(0, data.shape[0], (r, data.shape[0]), generator=g)].mean(2),
+         "wrong shape"),
+    ],
+)
+def test_q15_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q15, answer)
+
+
+# --- q16 · messages along the edges ---------------------------------------------------------------------
+
+
+def test_q16_accepts_sparse_and_accumulating_answers():
+    def sparse(f, e):
+        a = torch.sparse_coo_tensor(e.flip(0), torch.ones(e.shape[1], device=f.device), (len(f), len(f)),
+                                    check_invariants=True)
+        return a @ f
+
+    assert tensors.q16.grade(sparse).status is Status.CORRECT
+    accumulate = lambda f, e: torch.zeros_like(f).index_put_((e[1],), f[e[0]], accumulate=True)
+    assert tensors.q16.grade(accumulate).status is Status.CORRECT
+
+
+def _plus_equals(f, e):
+    out = torch.zeros_like(f)
+    out[e[1]] += f[e[0]]
+    return out
+
+
+def _dense_assignment(f, e):
+    a = torch.zeros(len(f), len(f), device=f.device)
+    a[e[1], e[0]] = 1
+    return a @ f
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda f, e: torch.zeros_like(f).index_add_(0, e[0], f[e[1]]), "wrong way"),
+        (_plus_equals, "not accumulated"),
+        (_dense_assignment, "Repeated edges count once"),
+        (lambda f, e: torch.zeros(len(f), len(f), device=f.device).index_put_(
+            (e[1], e[0]), torch.ones(e.shape[1], device=f.device), accumulate=True), "wrong shape"),
+    ],
+)
+def test_q16_rejects(answer, needle):
+    assert needle in _incorrect(tensors.q16, answer)
