@@ -67,7 +67,7 @@ def _first_line(text: str) -> str:
     """The message's first line, without colour codes or PyTorch's "(Triggered internally at <path>)" suffix."""
     plain = re.sub(r"\x1b\[[0-9;]*m", "", text).strip()  # some messages carry terminal colour codes
     line = plain.splitlines()[0] if plain else ""
-    return re.sub(r"\s*\(Triggered internally at .*$", "", line)
+    return re.sub(r"\s*\(Triggered internally at .*$", "", line).rstrip()
 
 
 @contextmanager
