@@ -1,0 +1,361 @@
+"""Chapter 05 · GPU: every reference passes and typical wrong answers get the right feedback."""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from torchcourse.checks import gpu
+from torchcourse.checks.core import Status
+
+
+def _rejected(ex, answer, *words: str) -> str:
+    outcome = ex.grade(answer)
+    assert outcome.status is Status.INCORRECT, outcome.message
+    for word in words:
+        assert word in outcome.message, outcome.message
+    return outcome.message
+
+
+@pytest.mark.parametrize("ex", list(gpu.chapter.exercises.values()), ids=lambda ex: ex.id)
+def test_reference_passes(ex):
+    assert ex.grade(ex.reference).status is Status.CORRECT
+
+
+def test_chapter_has_at_least_six_exercises():
+    assert len(gpu.chapter.exercises) >= 6
+    assert list(gpu.chapter.exercises) == [f"q{i}" for i in range(1, len(gpu.chapter.exercises) + 1)]
+
+
+# --- q1 · device-mismatch bug -------------------------------------------------------------------
+
+
+def test_q1_constants_on_the_cpu_are_caught_without_a_gpu():
+    def buggy(images, mean, std):
+        mean = torch.tensor(mean).view(1, 3, 1, 1)
+        std = torch.tensor(std).view(1, 3, 1, 1)
+        return (images - mean) / std
+
+    _rejected(gpu.q1, buggy, "meta", "device=<input>.device")
+
+
+def test_q1_moving_the_data_instead_of_the_constants():
+    def to_cpu(images, mean, std):
+        images = images.cpu() if images.device.type != "meta" else images.to("cpu", copy=False)
+        return (images - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+    _rejected(gpu.q1, to_cpu, "meta")
+
+
+def test_q1_swapped_mean_and_std():
+    def swapped(images, mean, std):
+        return gpu.normalize(images, std, mean)
+
+    _rejected(gpu.q1, swapped, "swapped mean and std")
+
+
+def test_q1_multiplying_by_std():
+    def times(images, mean, std):
+        m = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
+        return (images - m) * torch.tensor(std, device=images.device).view(1, 3, 1, 1)
+
+    _rejected(gpu.q1, times, "divides by the standard deviation")
+
+
+def test_q1_hard_coded_cuda_fails_on_a_cpu_only_machine():
+    if torch.cuda.is_available():
+        pytest.skip("only meaningful without CUDA")
+
+    def cuda_only(images, mean, std):
+        m = torch.tensor(mean).cuda().view(1, 3, 1, 1)
+        return (images - m) / torch.tensor(std).cuda().view(1, 3, 1, 1)
+
+    _rejected(gpu.q1, cuda_only, "raised RuntimeError")
+
+
+# --- q2 · to NumPy ---------------------------------------------------------------------------------
+
+
+def test_q2_numpy_without_detach():
+    _rejected(gpu.q2, lambda t: t.numpy(), "raised RuntimeError", "requires grad")
+
+
+def test_q2_cpu_without_detach():
+    _rejected(gpu.q2, lambda t: t.cpu().numpy(), "requires grad")
+
+
+def test_q2_returning_a_tensor_or_list():
+    _rejected(gpu.q2, lambda t: t.detach().cpu(), "NumPy array")
+    _rejected(gpu.q2, lambda t: t.detach().cpu().tolist(), "NumPy array")
+
+
+def test_q2_switching_off_requires_grad_in_place():
+    _rejected(gpu.q2, lambda t: t.requires_grad_(False).cpu().numpy(), "switched off requires_grad")
+
+
+def test_q2_wrong_dtype():
+    _rejected(gpu.q2, lambda t: t.detach().cpu().double().numpy(), "dtype")
+
+
+# --- q3 · model and optimizer state ------------------------------------------------------------------
+
+
+def test_q3_moving_only_the_model_leaves_the_optimizer_state_behind():
+    def model_only(model, optimizer, target):
+        return model.to(target), optimizer
+
+    _rejected(gpu.q3, model_only, "exp_avg", "optimizer.state")
+
+
+def test_q3_a_copy_of_the_model_detaches_the_optimizer():
+    def copied(model, optimizer, target):
+        return copy.deepcopy(model).to(target), optimizer
+
+    _rejected(gpu.q3, copied, "does not hold your model's parameters")
+
+
+def test_q3_a_new_optimizer_forgets_its_state():
+    def fresh(model, optimizer, target):
+        model.to(target)
+        return model, torch.optim.Adam(model.parameters(), lr=0.01)
+
+    _rejected(gpu.q3, fresh, "lost its state")
+
+
+def test_q3_moving_only_the_state():
+    def state_only(model, optimizer, target):
+        for state in optimizer.state.values():
+            for key, value in state.items():
+                if key != "step":
+                    state[key] = value.to(target)
+        return model, optimizer
+
+    _rejected(gpu.q3, state_only, "Model parameter")
+
+
+def test_q3_returning_nothing():
+    def no_return(model, optimizer, target):
+        gpu.move_training(model, optimizer, target)
+
+    _rejected(gpu.q3, no_return, "(model, optimizer)")
+
+
+def test_q3_moving_the_step_counter_too_is_fine():
+    def everything(model, optimizer, target):
+        model.to(target)
+        for state in optimizer.state.values():
+            for key, value in state.items():
+                state[key] = value.to(target)
+        return model, optimizer
+
+    assert gpu.q3.grade(everything).status is Status.CORRECT
+
+
+# --- q4 · CUDA_VISIBLE_DEVICES ----------------------------------------------------------------------
+
+
+def test_q4_physical_numbers():
+    _rejected(gpu.q4, lambda visible, n: list(range(n)), "renumbers")
+
+
+def test_q4_sorted_instead_of_listed_order():
+    _rejected(gpu.q4, gpu._sorted_indices, "order of the list")
+
+
+def test_q4_none_for_hidden():
+    def none_hidden(visible, n):
+        shown = [int(p) for p in visible.split(",")]
+        return [shown.index(g) if g in shown else None for g in range(n)]
+
+    _rejected(gpu.q4, none_hidden, "expected a number")
+
+
+def test_q4_one_based():
+    def one_based(visible, n):
+        return [i + 1 if i >= 0 else -1 for i in gpu.logical_indices(visible, n)]
+
+    _rejected(gpu.q4, one_based, "value is not")
+
+
+# --- q5 · autocast -------------------------------------------------------------------------------------
+
+
+def test_q5_no_autocast():
+    _rejected(gpu.q5, lambda x, w: x @ w.T, "autocast")
+
+
+def test_q5_float16():
+    _rejected(gpu.q5, lambda x, w: (x.half() @ w.half().T).float(), "float16")
+
+
+def test_q5_returns_bfloat16():
+    def bf16(x, w):
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            return x @ w.T
+
+    _rejected(gpu.q5, bf16, "dtype")
+
+
+def test_q5_manual_casts_are_equivalent():
+    def manual(x, w):
+        return (x.bfloat16() @ w.bfloat16().T).to(x.dtype)
+
+    assert gpu.q5.grade(manual).status is Status.CORRECT
+
+
+# --- q6 · DataParallel scatter sizes -------------------------------------------------------------------
+
+
+def test_q6_reference_matches_torch_chunk():
+    for batch in range(1, 40):
+        for n in range(1, 9):
+            chunks = [len(c) for c in torch.arange(batch).chunk(n)]
+            assert gpu.scatter_sizes(batch, n) == chunks
+
+
+def test_q6_array_split_rule():
+    _rejected(gpu.q6, lambda b, n: [b // n + (1 if i < b % n else 0) for i in range(n)], "array_split")
+
+
+def test_q6_floor_division():
+    _rejected(gpu.q6, lambda b, n: [b // n] * n, "remainder")
+
+
+def test_q6_ceil_for_every_device():
+    _rejected(gpu.q6, lambda b, n: [-(-b // n)] * n, "item")
+
+
+# --- q7 · the all-reduce of a DDP step ------------------------------------------------------------------
+
+
+def test_q7_no_all_reduce():
+    _rejected(gpu.q7, lambda grads: grads, "unchanged")
+
+
+def test_q7_sum_without_division():
+    def summed(grads):
+        for g in grads:
+            dist.all_reduce(g)
+        return grads
+
+    _rejected(gpu.q7, summed, "sum over the ranks")
+
+
+def test_q7_fixed_divisor():
+    def halved(grads):
+        for g in grads:
+            dist.all_reduce(g)
+            g /= 2
+        return grads
+
+    _rejected(gpu.q7, halved, "not a fixed number")
+
+
+def test_q7_new_tensors_instead_of_in_place():
+    def copies(grads):
+        out = []
+        for g in grads:
+            g = g.clone()
+            dist.all_reduce(g)
+            out.append(g / dist.get_world_size())
+        return out
+
+    _rejected(gpu.q7, copies, "in place")
+
+
+def test_q7_divide_first_and_avg_op_are_fine():
+    def divide_first(grads):
+        for g in grads:
+            g /= dist.get_world_size()
+            dist.all_reduce(g)
+        return grads
+
+    def avg(grads):
+        for g in grads:
+            dist.all_reduce(g, op=dist.ReduceOp.AVG)
+        return grads
+
+    def bucketed(grads):
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+        return grads
+
+    for answer in (divide_first, avg, bucketed):
+        assert gpu.q7.grade(answer).status is Status.CORRECT, answer.__name__
+
+
+def test_q7_leaves_torch_distributed_as_it_was():
+    before = (dist.all_reduce, dist.get_world_size)
+    gpu.q7.grade(gpu.q7.reference)
+    assert (dist.all_reduce, dist.get_world_size) == before
+
+
+# --- q8 · a timing function -----------------------------------------------------------------------------
+
+
+def test_q8_no_synchronize_measures_the_launch():
+    def unsynced(fn, sync, repeats):
+        fn()
+        sync()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    _rejected(gpu.q8, unsynced, "only the launch")
+
+
+def test_q8_no_warm_up():
+    def cold(fn, sync, repeats):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    _rejected(gpu.q8, cold, "No warm-up")
+
+
+def test_q8_mean_is_pulled_up_by_outliers():
+    def mean(fn, sync, repeats):
+        fn()
+        sync()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        sync()
+        return (time.perf_counter() - start) / repeats
+
+    _rejected(gpu.q8, mean, "median")
+
+
+def test_q8_warm_up_without_sync():
+    def no_sync_after_warmup(fn, sync, repeats):
+        fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    _rejected(gpu.q8, no_sync_after_warmup, "after the warm-up")
+
+
+def test_q8_returns_a_tensor():
+    _rejected(gpu.q8, lambda fn, sync, repeats: torch.tensor(1.0), "Python float")
