@@ -31,8 +31,12 @@ lab: install
 lint: install
 	$(VENV)/bin/ruff check src tests tools notebooks exercises solutions
 
+# The notebooks run with the API tracer on (records in a temporary folder); then the coverage gate
+# (tests/test_coverage.py) reads every kernel's records: it needs the whole run, so it runs second.
 test: lint
-	$(RUN) $(PY) -m pytest -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions tests
+	@records=$$(mktemp -d "$${TMPDIR:-/tmp}/torchcourse-trace-XXXXXX") && trap 'rm -rf "$$records"' EXIT && \
+	$(RUN) TORCHCOURSE_TRACE_DIR="$$records" $(PY) -m pytest -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions tests && \
+	TORCHCOURSE_COVERAGE_RECORDS="$$records" $(PY) -m pytest -q tests/test_coverage.py -k every_row
 
 execute: install
 	for nb in $(NOTEBOOKS) $(SOLUTIONS); do \
@@ -47,8 +51,9 @@ tidy: install
 grade: install
 	$(VENV)/bin/torchcourse grade $(NOTEBOOK)
 
+# Runs the lessons with the tracer (nbval, lax) and prints the coverage table; COVERAGE_ARGS=--html FILE adds a page.
 coverage: install
-	$(VENV)/bin/torchcourse coverage --run
+	$(VENV)/bin/torchcourse coverage --run --jobs $(JOBS) $(COVERAGE_ARGS)
 
 # The suite must leave no files behind: notebooks write only to temporary folders.
 check-clean:

@@ -7,6 +7,12 @@ import warnings
 import pytest
 import torch
 
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from torchcourse import lesson
 from torchcourse.lesson import expect_error, expect_warning, setup, workdir
 
 
@@ -68,3 +74,13 @@ def test_expect_error_strips_colour_codes(capsys):
     with expect_error(RuntimeError, "unsafe"):
         raise RuntimeError("\x1b[1mWeights only load failed\x1b[0m: unsafe global")
     assert capsys.readouterr().out == "RuntimeError: Weights only load failed: unsafe global\n"
+
+
+def test_workdir_removes_folders_of_dead_kernels(monkeypatch):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = Path(tempfile.gettempdir()) / f"torchcourse-{dead.stdout.strip()}-leftover"
+    orphan.mkdir(exist_ok=True)
+    (orphan / "model.pt").write_bytes(b"x")
+    monkeypatch.setattr(lesson, "_WORKDIR", None)
+    fresh = workdir()
+    assert not orphan.exists() and fresh.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import random
 import re
 import shutil
@@ -13,8 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from . import tracing
 from .devices import EnvironmentReport, environment_report
 
 __all__ = ["Caught", "expect_error", "expect_warning", "setup", "workdir"]
@@ -25,29 +28,41 @@ _WORKDIR: Path | None = None
 def setup(seed: int = 0) -> EnvironmentReport:
     """Seed Python, NumPy and torch, start the API tracer when asked to, and report the environment."""
     random.seed(seed)
+    np.random.seed(seed)
     torch.manual_seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed)
-    except ImportError:  # pragma: no cover - numpy is a dependency, but a lesson must not die for it
-        pass
-    try:
-        from . import tracing
-    except ImportError:
-        tracing = None
-    if tracing is not None:
-        tracing.start_if_enabled()
+    tracing.start_if_enabled()
     return environment_report()
+
+
+_PREFIX = "torchcourse-"
 
 
 def workdir() -> Path:
     """A temporary folder for everything a notebook writes; removed when the kernel exits."""
     global _WORKDIR
     if _WORKDIR is None or not _WORKDIR.exists():
-        _WORKDIR = Path(tempfile.mkdtemp(prefix="torchcourse-"))
+        _remove_orphans()
+        _WORKDIR = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
         atexit.register(shutil.rmtree, _WORKDIR, ignore_errors=True)
     return _WORKDIR
+
+
+def _remove_orphans() -> None:
+    """Delete the folders of kernels killed before their exit handler ran (nbval kills kernels)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*-*"):
+        pid = folder.name[len(_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 @dataclass
