@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
-
-import pytest
-import torch
-
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
+
+import pytest
+import torch
 
 from torchcourse import lesson
 from torchcourse.lesson import expect_error, expect_warning, setup, workdir
