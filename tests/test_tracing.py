@@ -132,7 +132,13 @@ def test_removed_apis_are_shown_inside_expect_blocks(tracer):
 
 
 def test_results_identity_and_warnings_are_unchanged(tracer, tmp_path):
-    assert torch.random.manual_seed is torch.manual_seed and callable(torch.fft.fft)
+    # Identity as PyTorch itself leaves it: importing torch._dynamo rebinds torch.manual_seed to a
+    # wrapped copy, so the relation is compared with a process that has the same modules loaded.
+    same_seed_function = torch.random.manual_seed is torch.manual_seed
+    tracing.stop()
+    assert same_seed_function == (torch.random.manual_seed is torch.manual_seed)
+    tracing.start(tmp_path, TARGETS, on_cells=False)
+    assert callable(torch.fft.fft)
     assert isinstance(torch.float16, torch.dtype) and type(torch.ones(1).shape) is torch.Size
 
     def attributed():
