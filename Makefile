@@ -9,8 +9,9 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NOTEBOOKS := $(sort $(wildcard notebooks/*/*.ipynb))
 SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
-# Strict checks (a failed exercise check raises) and the non-interactive plot backend, for every run.
-RUN := TORCHCOURSE_STRICT=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+# Strict checks (a failed exercise check raises) for every run. No MPLBACKEND here: kernels keep
+# Jupyter's inline backend, so executed lessons carry their figures.
+RUN := TORCHCOURSE_STRICT=1 PYTHONHASHSEED=0
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval-sanitize.cfg
 
 .PHONY: install lab test lint execute tidy grade coverage check-clean clean

@@ -219,3 +219,9 @@ def test_outcome_renders_as_html_and_text(double):
 def test_duplicate_ids_are_refused(chapter, double):
     with pytest.raises(ValueError, match="twice"):
         chapter.exercise("q1", "Again", points=1, reference=lambda x: x, inputs=_vectors, hints=["-"])
+
+
+def test_a_single_tolerance_is_enough():
+    compare(torch.tensor([1.0]), torch.tensor([1.05]), atol=0.1)
+    with pytest.raises(Mismatch, match="differ"):
+        compare(torch.tensor([1.0]), torch.tensor([1.05]), rtol=0.01)

@@ -34,10 +34,14 @@ __all__ = [
     "Chapter",
     "Exercise",
     "Mismatch",
+    "NotAttempted",
     "Outcome",
     "Status",
+    "clone_case",
     "compare",
     "describe",
+    "randint",
+    "same_storage",
 ]
 
 
@@ -124,6 +128,11 @@ def strict() -> bool:
 # ---------------------------------------------------------------- describing and comparing values
 
 
+def randint(generator: torch.Generator, low: int, high: int) -> int:
+    """A random integer in [low, high) drawn from ``generator``: sizes and knobs of hidden cases."""
+    return int(torch.randint(low, high, (1,), generator=generator))
+
+
 def describe(value: Any) -> str:
     """A short description of a value that names its type, shape, dtype and device, never its data."""
     if isinstance(value, torch.Tensor):
@@ -164,6 +173,8 @@ def _compare_tensors(
             f"{where}: wrong device. The inputs were on {expected.device} but your result is on "
             f"{actual.device}. Create new tensors with device=<input>.device, or use the *_like functions."
         )
+    if (atol is None) != (rtol is None):  # assert_close wants both or neither: the missing one is zero
+        atol, rtol = atol or 0.0, rtol or 0.0
     a, e = actual.detach(), expected.detach()
     if a.is_floating_point() or a.is_complex():
         nan_a, nan_e = torch.isnan(a), torch.isnan(e)
@@ -239,7 +250,7 @@ def compare(
         raise Mismatch(f"{where}: the value is not right ({describe(actual)}).")
 
 
-def _clone(value: Any) -> Any:
+def clone_case(value: Any) -> Any:
     """An independent copy of the inputs (tensors cloned, leaves kept as leaves)."""
     if isinstance(value, torch.Tensor):
         return value.detach().clone().requires_grad_(value.requires_grad)
@@ -248,11 +259,11 @@ def _clone(value: Any) -> Any:
         copy.set_state(value.get_state())
         return copy
     if isinstance(value, tuple):
-        return tuple(_clone(v) for v in value)
+        return tuple(clone_case(v) for v in value)
     if isinstance(value, list):
-        return [_clone(v) for v in value]
+        return [clone_case(v) for v in value]
     if isinstance(value, dict):
-        return {k: _clone(v) for k, v in value.items()}
+        return {k: clone_case(v) for k, v in value.items()}
     return value
 
 
@@ -266,7 +277,7 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
-def _same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
+def same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
@@ -362,7 +373,7 @@ class Exercise:
                 case = self.inputs(generator, device)
                 try:
                     self._check_case(answer, case)
-                except _NotAttempted:
+                except NotAttempted:
                     return Status.NOT_ATTEMPTED, "Your function still returns the `...` placeholder: write its body."
                 except Mismatch as mismatch:
                     feedback = self._diagnose(answer, case) or str(mismatch)
@@ -371,13 +382,13 @@ class Exercise:
         return Status.CORRECT, f"All {self.trials} hidden test cases pass on {where}."
 
     def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
-        learner_case, reference_case = _clone(case), _clone(case)
+        learner_case, reference_case = clone_case(case), clone_case(case)
         try:
             result = answer(*learner_case)
         except Exception as error:  # the learner's code may raise anything: that is feedback, not a crash
             raise Mismatch(f"Your function raised {type(error).__name__}: {error}") from None
         if result is ...:
-            raise _NotAttempted
+            raise NotAttempted
         expected = self.reference(*reference_case)
         compare(result, expected, "your result", self.atol, self.rtol)
         if self.grad:
@@ -415,7 +426,7 @@ class Exercise:
         inputs = _tensors(learner_case)
         if not inputs or not isinstance(result, torch.Tensor):
             return
-        shares = _same_storage(result, inputs[0])
+        shares = same_storage(result, inputs[0])
         if self.shares_memory and not shares:
             raise Mismatch(
                 "The values are right, but your result is a copy: it must be a view that shares memory "
@@ -431,14 +442,14 @@ class Exercise:
         """The feedback of the first declared misconception the answer reproduces, if any."""
         for wrong, feedback in self.misconceptions:
             try:
-                compare(answer(*_clone(case)), wrong(*_clone(case)), "", self.atol, self.rtol)
+                compare(answer(*clone_case(case)), wrong(*clone_case(case)), "", self.atol, self.rtol)
             except Exception:  # not this misconception, or the answer raised: keep looking
                 continue
             return feedback
         return None
 
 
-class _NotAttempted(Exception):
+class NotAttempted(Exception):
     """The learner's function still returns the placeholder."""
 
 

@@ -28,12 +28,13 @@ from .core import (
     Chapter,
     Exercise,
     Mismatch,
-    _clone,
-    _NotAttempted,
-    _same_storage,
+    NotAttempted,
+    clone_case,
     compare,
     describe,
+    same_storage,
 )
+from .core import randint as _randint
 
 chapter = Chapter("05_gpu", "GPU")
 
@@ -73,7 +74,7 @@ def _call(answer: Callable[..., Any], *args: Any) -> Any:
     except Exception as error:  # the learner's code may raise anything
         raise Mismatch(f"Your function raised {type(error).__name__}: {error}") from None
     if result is ...:
-        raise _NotAttempted
+        raise NotAttempted
     return result
 
 
@@ -104,10 +105,6 @@ def _check_on_meta(answer: Callable[..., Any], case: Case) -> None:
             "the "
             "data where it is and bring the constants to it, not the other way round."
         )
-
-
-def _randint(generator: torch.Generator, low: int, high: int) -> int:
-    return int(torch.randint(low, high, (1,), generator=generator))
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
@@ -179,7 +176,7 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def _judge_numpy(answer: Callable[..., Any], case: Case) -> None:
-    learner = _clone(case)
+    learner = clone_case(case)
     result = _call(answer, *learner)
     if not isinstance(result, np.ndarray):
         raise Mismatch(
@@ -191,7 +188,7 @@ def _judge_numpy(answer: Callable[..., Any], case: Case) -> None:
             "You switched off requires_grad on the caller's tensor, which breaks its training. "
             "Use .detach(): it returns a tensor without grad and leaves the original alone."
         )
-    expected = to_numpy(*_clone(case))
+    expected = to_numpy(*clone_case(case))
     compare(torch.from_numpy(result.copy()), torch.from_numpy(expected.copy()), "your array")
 
 
@@ -556,7 +553,7 @@ def average_gradients(grads: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def _judge_allreduce(answer: Callable[..., Any], case: Case) -> None:
-    learner, reference = _clone(case), _clone(case)
+    learner, reference = clone_case(case), clone_case(case)
     with _simulated_world():
         result = _call(answer, *learner)
     with _simulated_world():
@@ -577,7 +574,7 @@ def _judge_allreduce(answer: Callable[..., Any], case: Case) -> None:
                     break
         raise mismatch from None
     for i, (got, given) in enumerate(zip(result, learner[0], strict=True)):
-        if not _same_storage(got, given):
+        if not same_storage(got, given):
             raise Mismatch(
                 f"The values are right, but gradient {i} is a new tensor: the optimizer reads "
                 "p.grad, so "

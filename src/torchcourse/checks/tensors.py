@@ -5,12 +5,9 @@ from __future__ import annotations
 import torch
 
 from .core import Chapter
+from .core import randint as _randint
 
 chapter = Chapter("01_tensors", "Tensors")
-
-
-def _randint(generator: torch.Generator, low: int, high: int) -> int:
-    return int(torch.randint(low, high, (1,), generator=generator))
 
 
 # --- q1 · 01.1 creation and dtypes ---------------------------------------------------------------
