@@ -38,6 +38,8 @@ SCRIPT = textwrap.dedent(
     same = all(torch.allclose(a.grad, b.grad, atol=1e-6) for a, b in zip(model.parameters(), plain.parameters()))
     Path(os.getcwd(), f"grads{rank}.json").write_text(json.dumps({"same": same, "world": world}))
     sys.stdout.write(f"rank {rank}: same={same}\\n")
+    dist.barrier()  # shut down in order: all ranks done, DDP's reducer released, then the group
+    del ddp
     dist.destroy_process_group()
     """
 )
