@@ -401,7 +401,9 @@ def _command(args: argparse.Namespace) -> int:
         status = 0
         if args.run_notebooks:
             status = run_notebooks(root, records_dir, jobs=args.jobs)
-            if status not in (0, 1):
+            if status == 1:
+                print("some lesson cells failed: the rows they would have run may be missing below", file=sys.stderr)
+            elif status:
                 print(f"pytest exited with {status}", file=sys.stderr)
         coverage = compute(load_records(records_dir), root)
         if args.json:
@@ -415,7 +417,7 @@ def _command(args: argparse.Namespace) -> int:
                 print("no lesson records found: was TORCHCOURSE_TRACE_DIR set for the notebook run?", file=sys.stderr)
                 return 1
             return 1 if coverage.failures else 0
-        return 0 if status in (0, 1) else status
+        return status  # a lesson that failed under the tracer fails the command, after the report
     finally:
         if scratch is not None:
             scratch.cleanup()
