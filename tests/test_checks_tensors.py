@@ -425,3 +425,66 @@ def _dense_assignment(f, e):
 )
 def test_q16_rejects(answer, needle):
     assert needle in _incorrect(tensors.q16, answer)
+
+
+# --- q1-q4 · lesson 01.1 ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda images: images.float(), "divide by 255"),
+        (lambda images: images // 255, "Floor division"),
+        (lambda images: images.double() / 255, "wrong dtype"),
+        (lambda images: images.float() / 256, "They are close"),
+    ],
+)
+def test_q1_rejects_typical_wrong_answers(answer, needle):
+    assert needle in _incorrect(tensors.q1, answer)
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda counts: counts.sum() // counts.numel(), "Integer division"),
+        (lambda counts: counts.double().mean(), "wrong dtype"),
+        (lambda counts: counts.float().mean(dim=0), "wrong shape"),
+        (lambda counts: counts.float().median(), "values differ"),
+    ],
+)
+def test_q2_rejects_typical_wrong_answers(answer, needle):
+    assert needle in _incorrect(tensors.q2, answer)
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda g, n, mean, std: (torch.rand(n, generator=g) * 2 - 1) * std + mean, "uniform samples"),
+        (lambda g, n, mean, std: torch.randn(n, generator=g) * std**2 + mean, "variance"),
+        (lambda g, n, mean, std: torch.randn(n) * std + mean, "values differ"),  # ignores the generator
+        (lambda g, n, mean, std: torch.randn(n, generator=g) * mean + std, "values differ"),
+    ],
+)
+def test_q3_rejects_typical_wrong_answers(answer, needle):
+    assert needle in _incorrect(tensors.q3, answer)
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (lambda h, w, device: tensors.coordinate_grid(h, w, device).flip(-1), "(column, row)"),
+        (lambda h, w, device: tensors.coordinate_grid(h, w, device).float(), "integers"),
+        (lambda h, w, device: tensors.coordinate_grid(h, w, device).view(-1, 2), "wrong shape"),
+        (lambda h, w, device: torch.zeros(h, w, 2, dtype=torch.int64, device=device), "values differ"),
+    ],
+)
+def test_q4_rejects_typical_wrong_answers(answer, needle):
+    assert needle in _incorrect(tensors.q4, answer)
+
+
+def test_q4_accepts_meshgrid():
+    def with_meshgrid(h, w, device):
+        rows, cols = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+        return torch.stack([rows, cols], dim=-1)
+
+    assert tensors.q4.grade(with_meshgrid).status is Status.CORRECT
