@@ -383,12 +383,7 @@ class Exercise:
 
     def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
         learner_case, reference_case = clone_case(case), clone_case(case)
-        try:
-            result = answer(*learner_case)
-        except Exception as error:  # the learner's code may raise anything: that is feedback, not a crash
-            raise Mismatch(f"Your function raised {type(error).__name__}: {error}") from None
-        if result is ...:
-            raise NotAttempted
+        result = call_answer(answer, *learner_case)
         expected = self.reference(*reference_case)
         compare(result, expected, "your result", self.atol, self.rtol)
         if self.grad:
@@ -453,6 +448,17 @@ class NotAttempted(Exception):
     """The learner's function still returns the placeholder."""
 
 
+def call_answer(answer: Callable[..., Any], *args: Any) -> Any:
+    """Run the learner's function: an exception becomes feedback, the placeholder "not attempted"."""
+    try:
+        result = answer(*args)
+    except Exception as error:  # the learner's code may raise anything: that is feedback, not a crash
+        raise Mismatch(f"Your function raised {type(error).__name__}: {error}") from None
+    if result is ...:
+        raise NotAttempted
+    return result
+
+
 def _append_to_grade_file(outcome: Outcome) -> None:
     path = os.environ.get("TORCHCOURSE_GRADE_FILE")
     if path:
@@ -475,11 +481,14 @@ class Chapter:
     def exercise(self, id: str, title: str, *, points: int, reference: Callable[..., Any],  # noqa: A002
                  inputs: Callable[[torch.Generator, str], Case], hints: Sequence[str], **options: Any) -> Exercise:
         """Declare an exercise of this chapter (see :class:`Exercise` for the options)."""
-        if id in self.exercises:
-            raise ValueError(f"{self.name} declares {id} twice")
-        ex = Exercise(self, id, title, points, reference, inputs, hints, **options)
-        self.exercises[id] = ex
-        return ex
+        return self.register(Exercise(self, id, title, points, reference, inputs, hints, **options))
+
+    def register(self, exercise: Exercise) -> Exercise:
+        """Add an exercise (of any :class:`Exercise` subclass) to the chapter, once."""
+        if exercise.id in self.exercises:
+            raise ValueError(f"{self.name} declares {exercise.id} twice")
+        self.exercises[exercise.id] = exercise
+        return exercise
 
     def record(self, outcome: Outcome) -> None:
         """Keep the latest outcome of each exercise for :meth:`report`."""

@@ -28,7 +28,7 @@ from .core import (
     Chapter,
     Exercise,
     Mismatch,
-    NotAttempted,
+    call_answer,
     clone_case,
     compare,
     describe,
@@ -59,23 +59,7 @@ class GpuExercise(Exercise):
 
 def _declare(id: str, title: str, **options: Any) -> GpuExercise:  # noqa: A002
     """Declare a :class:`GpuExercise` of this chapter (``Chapter.exercise`` makes plain ones)."""
-    if id in chapter.exercises:
-        raise ValueError(f"{chapter.name} declares {id} twice")
-    ex = GpuExercise(chapter, id, title, **options)
-    chapter.exercises[id] = ex
-    return ex
-
-
-def _call(answer: Callable[..., Any], *args: Any) -> Any:
-    """Run the learner's function: an exception becomes feedback, the placeholder 'not "
-    "attempted'."""
-    try:
-        result = answer(*args)
-    except Exception as error:  # the learner's code may raise anything
-        raise Mismatch(f"Your function raised {type(error).__name__}: {error}") from None
-    if result is ...:
-        raise NotAttempted
-    return result
+    return chapter.register(GpuExercise(chapter, id, title, **options))
 
 
 def _to_meta(value: Any) -> Any:
@@ -87,14 +71,12 @@ def _to_meta(value: Any) -> Any:
 
 
 def _check_on_meta(answer: Callable[..., Any], case: Case) -> None:
-    """Run the answer once more with its tensors on the meta device: it must stay there, "
-    "error-free."""
+    """Run the answer once more with its tensors on the meta device: it must stay there, error-free."""
     try:
         result = answer(*_to_meta(case))
     except Exception as error:
         raise Mismatch(
-            "The values are right here, but your function fails when its input lives on another "
-            "device "
+            "The values are right here, but your function fails when its input lives on another device "
             f"(tested on the 'meta' device, which stands in for a GPU): {type(error).__name__}: "
             f"{str(error).splitlines()[0]}. A tensor you create has no device= argument, or you "
             "move something to a fixed device. Create new tensors with device=<input>.device."
@@ -102,8 +84,7 @@ def _check_on_meta(answer: Callable[..., Any], case: Case) -> None:
     if isinstance(result, torch.Tensor) and result.device.type != "meta":
         raise Mismatch(
             f"With the input on the 'meta' device your result came back on {result.device}: keep "
-            "the "
-            "data where it is and bring the constants to it, not the other way round."
+            "the data where it is and bring the constants to it, not the other way round."
         )
 
 
@@ -177,7 +158,7 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 def _judge_numpy(answer: Callable[..., Any], case: Case) -> None:
     learner = clone_case(case)
-    result = _call(answer, *learner)
+    result = call_answer(answer, *learner)
     if not isinstance(result, np.ndarray):
         raise Mismatch(
             f"Expected a NumPy array (numpy.ndarray), got {describe(result)}. "
@@ -261,7 +242,7 @@ def _snapshot(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, t
 
 def _judge_move(answer: Callable[..., Any], case: Case) -> None:
     learner, reference = copy.deepcopy(case), copy.deepcopy(case)
-    result = _call(answer, *learner)
+    result = call_answer(answer, *learner)
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
         raise Mismatch(f"Return the pair (model, optimizer); got {describe(result)}.")
     model, optimizer = result
@@ -555,7 +536,7 @@ def average_gradients(grads: list[torch.Tensor]) -> list[torch.Tensor]:
 def _judge_allreduce(answer: Callable[..., Any], case: Case) -> None:
     learner, reference = clone_case(case), clone_case(case)
     with _simulated_world():
-        result = _call(answer, *learner)
+        result = call_answer(answer, *learner)
     with _simulated_world():
         expected = average_gradients(*reference)
     try:
@@ -675,7 +656,7 @@ def time_call(fn: Callable[[], Any], sync: Callable[[], None], repeats: int) -> 
 def _judge_timing(answer: Callable[..., Any], case: Case) -> None:
     fn, sync, repeats = copy.deepcopy(case)
     device: SimulatedDevice = fn.__self__
-    result = _call(answer, fn, sync, repeats)
+    result = call_answer(answer, fn, sync, repeats)
     if isinstance(result, bool) or not isinstance(result, (int, float)):
         raise Mismatch(
             f"Return the median time in seconds as a Python float; got {describe(result)}."
