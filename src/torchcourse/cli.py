@@ -14,6 +14,7 @@ from typing import Any
 
 from .checks import chapters
 from .checks.core import Outcome, Report, Status
+from .coverage import add_command as add_coverage_command
 
 __all__ = ["grade_notebook", "main"]
 
@@ -110,12 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     grade.add_argument("--json", action="store_true", help="print the report as JSON")
     grade.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     grade.set_defaults(run=_grade)
-    try:
-        from .coverage import add_command
-    except ImportError:
-        pass
-    else:
-        add_command(commands)
+    add_coverage_command(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 
