@@ -93,9 +93,7 @@ def expect_error(kind: type[BaseException], match: str = "") -> Iterator[Caught]
     PyTorch raises exactly what the lesson says it does.
     """
     caught = Caught()
-    from .tracing import expect_begin, expect_end  # the coverage tracer notes what the block shows
-
-    token = expect_begin()
+    token = tracing.expect_begin()  # the coverage tracer notes what the block shows
     try:
         yield caught
     except kind as error:
@@ -104,7 +102,7 @@ def expect_error(kind: type[BaseException], match: str = "") -> Iterator[Caught]
                 f"{kind.__name__} was raised, but its message does not match {match!r}: {error}"
             ) from error
         caught.error = error
-        expect_end(token, error)
+        tracing.expect_end(token, error)
         print(f"{type(error).__name__}: {_first_line(str(error))}")
         return
     raise AssertionError(f"expected {kind.__name__} matching {match!r}, but nothing was raised")
@@ -114,9 +112,7 @@ def expect_error(kind: type[BaseException], match: str = "") -> Iterator[Caught]
 def expect_warning(kind: type[Warning], match: str = "") -> Iterator[Caught]:
     """Assert that the block warns ``kind`` with a message matching ``match``, then show it."""
     caught = Caught()
-    from .tracing import expect_begin, expect_end  # the coverage tracer notes what the block shows
-
-    token = expect_begin()
+    token = tracing.expect_begin()  # the coverage tracer notes what the block shows
     previous = torch.is_warn_always_enabled()
     torch.set_warn_always(True)  # warnings PyTorch gives once per process must show here too
     try:
@@ -128,7 +124,7 @@ def expect_warning(kind: type[Warning], match: str = "") -> Iterator[Caught]:
     for warning in seen:
         if issubclass(warning.category, kind) and re.search(match, str(warning.message)):
             caught.warning = warning
-            expect_end(token, warning)
+            tracing.expect_end(token, warning)
             print(f"{warning.category.__name__}: {_first_line(str(warning.message))}")
             return
     got = "; ".join(f"{w.category.__name__}: {w.message}" for w in seen) or "no warning"
