@@ -16,6 +16,7 @@ __all__ = [
     "cuda_available",
     "devices",
     "environment_report",
+    "move_to",
     "run_on_devices",
     "synchronize",
 ]
@@ -86,15 +87,15 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
-def _move(value: Any, device: str) -> Any:
+def move_to(value: Any, device: str) -> Any:
     """Copy the tensors in ``value`` to ``device``, keeping ``requires_grad`` leaves as leaves."""
     if isinstance(value, torch.Tensor):
         moved = value.detach().to(device)
         return moved.requires_grad_(value.requires_grad)
     if isinstance(value, (list, tuple)):
-        return type(value)(_move(v, device) for v in value)
+        return type(value)(move_to(v, device) for v in value)
     if isinstance(value, dict):
-        return {k: _move(v, device) for k, v in value.items()}
+        return {k: move_to(v, device) for k, v in value.items()}
     return value
 
 
@@ -126,7 +127,7 @@ def run_on_devices(
     results: dict[str, Any] = {}
     grads: dict[str, list[torch.Tensor | None]] = {}
     for device in on or devices():
-        dev_args, dev_kwargs = _move(args, device), _move(kwargs, device)
+        dev_args, dev_kwargs = move_to(args, device), move_to(kwargs, device)
         result = fn(*dev_args, **dev_kwargs)
         leaves = _leaves((dev_args, dev_kwargs))
         if leaves and isinstance(result, torch.Tensor) and result.requires_grad and result.numel() == 1:

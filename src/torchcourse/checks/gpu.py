@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..devices import move_to
 from .core import (
     Case,
     Chapter,
@@ -62,18 +63,10 @@ def _declare(id: str, title: str, **options: Any) -> GpuExercise:  # noqa: A002
     return chapter.register(GpuExercise(chapter, id, title, **options))
 
 
-def _to_meta(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("meta").requires_grad_(value.requires_grad)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_meta(v) for v in value)
-    return value
-
-
 def _check_on_meta(answer: Callable[..., Any], case: Case) -> None:
     """Run the answer once more with its tensors on the meta device: it must stay there, error-free."""
     try:
-        result = answer(*_to_meta(case))
+        result = answer(*move_to(case, "meta"))
     except Exception as error:
         raise Mismatch(
             "The values are right here, but your function fails when its input lives on another device "
