@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from grading import rejected
 
 from torchcourse.checks import Status
 from torchcourse.checks import autograd as ch
-
-
-def _rejected(exercise, answer, *words: str) -> None:
-    outcome = exercise.grade(answer)
-    assert outcome.status is Status.INCORRECT, outcome.message
-    for word in words:
-        assert word in outcome.message, f"{word!r} not in {outcome.message!r}"
 
 
 @pytest.mark.parametrize("exercise", list(ch.chapter.exercises.values()), ids=lambda ex: ex.id)
@@ -37,10 +31,10 @@ def test_placeholder_is_not_attempted() -> None:
 
 
 def test_q1_wrong_answers() -> None:
-    _rejected(ch.q1, lambda w, x, y: x.T @ (x @ w - y) / x.shape[0], "factor of 2")
-    _rejected(ch.q1, lambda w, x, y: 2 * x.T @ (x @ w - y), "factor of n", "mean")
-    _rejected(ch.q1, lambda w, x, y: 2 * x.T @ (y - x @ w) / x.shape[0], "sign is flipped")
-    _rejected(ch.q1, lambda w, x, y: 2 * x @ w, "wrong shape")
+    rejected(ch.q1, lambda w, x, y: x.T @ (x @ w - y) / x.shape[0], "factor of 2")
+    rejected(ch.q1, lambda w, x, y: 2 * x.T @ (x @ w - y), "factor of n", "mean")
+    rejected(ch.q1, lambda w, x, y: 2 * x.T @ (y - x @ w) / x.shape[0], "sign is flipped")
+    rejected(ch.q1, lambda w, x, y: 2 * x @ w, "wrong shape")
 
 
 # --- q2 · backward with a gradient
@@ -58,11 +52,11 @@ def _forgot_return(x, v):
 
 
 def test_q2_wrong_answers() -> None:
-    _rejected(ch.q2, _backward_without_v, "gradient=v")
-    _rejected(ch.q2, lambda x, v: v * x * torch.cos(x), "product rule")
-    _rejected(ch.q2, lambda x, v: (x * torch.sin(x)).backward(gradient=v), "does not require grad")
-    _rejected(ch.q2, _forgot_return, "returned None")
-    _rejected(ch.q2, lambda x, v: (v * (torch.sin(x) + x * torch.cos(x))).tolist(), "list")
+    rejected(ch.q2, _backward_without_v, "gradient=v")
+    rejected(ch.q2, lambda x, v: v * x * torch.cos(x), "product rule")
+    rejected(ch.q2, lambda x, v: (x * torch.sin(x)).backward(gradient=v), "does not require grad")
+    rejected(ch.q2, _forgot_return, "returned None")
+    rejected(ch.q2, lambda x, v: (v * (torch.sin(x) + x * torch.cos(x))).tolist(), "list")
 
 
 # --- q3 · second derivative
@@ -80,10 +74,10 @@ def _without_create_graph(x):
 
 
 def test_q3_wrong_answers() -> None:
-    _rejected(ch.q3, _first_derivative_only, "first derivative", "create_graph")
-    _rejected(ch.q3, lambda x: 2 * torch.sin(x) + 4 * x * torch.cos(x) + x**2 * torch.sin(x), "wrong sign")
-    _rejected(ch.q3, lambda x: 2 * torch.sin(x) + 2 * x * torch.cos(x) - x**2 * torch.sin(x), "twice")
-    _rejected(ch.q3, _without_create_graph, "raised RuntimeError", "does not require grad")
+    rejected(ch.q3, _first_derivative_only, "first derivative", "create_graph")
+    rejected(ch.q3, lambda x: 2 * torch.sin(x) + 4 * x * torch.cos(x) + x**2 * torch.sin(x), "wrong sign")
+    rejected(ch.q3, lambda x: 2 * torch.sin(x) + 2 * x * torch.cos(x) - x**2 * torch.sin(x), "twice")
+    rejected(ch.q3, _without_create_graph, "raised RuntimeError", "does not require grad")
 
 
 # --- q4 · accumulation
@@ -107,9 +101,9 @@ def _closed_form(w, x, y, chunks):
 
 
 def test_q4_wrong_answers() -> None:
-    _rejected(ch.q4, _unscaled, "too large", "divide")
-    _rejected(ch.q4, _zeroed_between, "last chunk", "do not zero")
-    _rejected(ch.q4, _closed_form, "Return w.grad")
+    rejected(ch.q4, _unscaled, "too large", "divide")
+    rejected(ch.q4, _zeroed_between, "last chunk", "do not zero")
+    rejected(ch.q4, _closed_form, "Return w.grad")
 
 
 # --- q5 · hooks
@@ -128,20 +122,20 @@ def _no_backward(x, w1, w2):
 
 
 def test_q5_wrong_answers() -> None:
-    _rejected(ch.q5, ch._forward_norms, "norms of the activations")
-    _rejected(ch.q5, ch._summed_loss_norms, "loss is a mean")
-    _rejected(ch.q5, _reversed_order, "order is reversed")
-    _rejected(ch.q5, _no_backward, "Call backward()")
+    rejected(ch.q5, ch._forward_norms, "norms of the activations")
+    rejected(ch.q5, ch._summed_loss_norms, "loss is a mean")
+    rejected(ch.q5, _reversed_order, "order is reversed")
+    rejected(ch.q5, _no_backward, "Call backward()")
 
 
 # --- q6 · snapshot
 
 
 def test_q6_wrong_answers() -> None:
-    _rejected(ch.q6, lambda w: w.detach(), "shares memory")
-    _rejected(ch.q6, lambda w: w.data, "shares memory")
-    _rejected(ch.q6, lambda w: w.clone(), "still part of the autograd graph")
-    _rejected(ch.q6, lambda w: w.detach().clone().T, "wrong shape")
+    rejected(ch.q6, lambda w: w.detach(), "shares memory")
+    rejected(ch.q6, lambda w: w.data, "shares memory")
+    rejected(ch.q6, lambda w: w.clone(), "still part of the autograd graph")
+    rejected(ch.q6, lambda w: w.detach().clone().T, "wrong shape")
 
 
 # --- q7 · in-place fix
@@ -155,18 +149,18 @@ def _broken_step(x, w):
 
 
 def test_q7_wrong_answers() -> None:
-    _rejected(ch.q7, _broken_step, "raised RuntimeError", "inplace operation")
-    _rejected(ch.q7, ch._through_data, ".data", "silently wrong")
-    _rejected(ch.q7, ch._without_shift, "y + 1")
+    rejected(ch.q7, _broken_step, "raised RuntimeError", "inplace operation")
+    rejected(ch.q7, ch._through_data, ".data", "silently wrong")
+    rejected(ch.q7, ch._without_shift, "y + 1")
 
 
 # --- q8 · no graph
 
 
 def test_q8_wrong_answers() -> None:
-    _rejected(ch.q8, lambda w, b, x: torch.sigmoid(x @ w + b), "graph was recorded", "no_grad")
-    _rejected(ch.q8, lambda w, b, x: (x @ w + b).detach(), "logits", "sigmoid")
-    _rejected(ch.q8, lambda w, b, x: torch.sigmoid(x @ w + b).tolist(), "list")
+    rejected(ch.q8, lambda w, b, x: torch.sigmoid(x @ w + b), "graph was recorded", "no_grad")
+    rejected(ch.q8, lambda w, b, x: (x @ w + b).detach(), "logits", "sigmoid")
+    rejected(ch.q8, lambda w, b, x: torch.sigmoid(x @ w + b).tolist(), "list")
 
 
 # --- q9 · custom Function
@@ -206,11 +200,11 @@ class _DoubledGradient(torch.autograd.Function):
 
 
 def test_q9_wrong_answers() -> None:
-    _rejected(ch.q9, lambda x, lo, hi: x.clamp(lo, hi), "custom Function")
-    _rejected(ch.q9, lambda x, lo, hi: _NoNones.apply(x, lo, hi), "incorrect number of gradients")
-    _rejected(ch.q9, lambda x, lo, hi: _TrueClampGradient.apply(x, lo, hi), "zero where x was clamped")
-    _rejected(ch.q9, lambda x, lo, hi: _DoubledGradient.apply(x, lo, hi), "grad_output unchanged")
-    _rejected(ch.q9, lambda x, lo, hi: x.clamp(lo + 0.5, hi), "values differ")
+    rejected(ch.q9, lambda x, lo, hi: x.clamp(lo, hi), "custom Function")
+    rejected(ch.q9, lambda x, lo, hi: _NoNones.apply(x, lo, hi), "incorrect number of gradients")
+    rejected(ch.q9, lambda x, lo, hi: _TrueClampGradient.apply(x, lo, hi), "zero where x was clamped")
+    rejected(ch.q9, lambda x, lo, hi: _DoubledGradient.apply(x, lo, hi), "grad_output unchanged")
+    rejected(ch.q9, lambda x, lo, hi: x.clamp(lo + 0.5, hi), "values differ")
 
 
 def test_q9_solution_shows_the_class() -> None:

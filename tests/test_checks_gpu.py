@@ -9,17 +9,10 @@ import time
 import pytest
 import torch
 import torch.distributed as dist
+from grading import rejected
 
 from torchcourse.checks import gpu
 from torchcourse.checks.core import Status
-
-
-def _rejected(ex, answer, *words: str) -> str:
-    outcome = ex.grade(answer)
-    assert outcome.status is Status.INCORRECT, outcome.message
-    for word in words:
-        assert word in outcome.message, outcome.message
-    return outcome.message
 
 
 @pytest.mark.parametrize("ex", list(gpu.chapter.exercises.values()), ids=lambda ex: ex.id)
@@ -41,7 +34,7 @@ def test_q1_constants_on_the_cpu_are_caught_without_a_gpu():
         std = torch.tensor(std).view(1, 3, 1, 1)
         return (images - mean) / std
 
-    _rejected(gpu.q1, buggy, "meta", "device=<input>.device")
+    rejected(gpu.q1, buggy, "meta", "device=<input>.device")
 
 
 def test_q1_moving_the_data_instead_of_the_constants():
@@ -49,14 +42,14 @@ def test_q1_moving_the_data_instead_of_the_constants():
         images = images.cpu() if images.device.type != "meta" else images.to("cpu", copy=False)
         return (images - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
-    _rejected(gpu.q1, to_cpu, "meta")
+    rejected(gpu.q1, to_cpu, "meta")
 
 
 def test_q1_swapped_mean_and_std():
     def swapped(images, mean, std):
         return gpu.normalize(images, std, mean)
 
-    _rejected(gpu.q1, swapped, "swapped mean and std")
+    rejected(gpu.q1, swapped, "swapped mean and std")
 
 
 def test_q1_multiplying_by_std():
@@ -64,7 +57,7 @@ def test_q1_multiplying_by_std():
         m = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
         return (images - m) * torch.tensor(std, device=images.device).view(1, 3, 1, 1)
 
-    _rejected(gpu.q1, times, "divides by the standard deviation")
+    rejected(gpu.q1, times, "divides by the standard deviation")
 
 
 def test_q1_hard_coded_cuda_fails_on_a_cpu_only_machine():
@@ -75,31 +68,31 @@ def test_q1_hard_coded_cuda_fails_on_a_cpu_only_machine():
         m = torch.tensor(mean).cuda().view(1, 3, 1, 1)
         return (images - m) / torch.tensor(std).cuda().view(1, 3, 1, 1)
 
-    _rejected(gpu.q1, cuda_only, "raised RuntimeError")
+    rejected(gpu.q1, cuda_only, "raised RuntimeError")
 
 
 # --- q2 · to NumPy ---------------------------------------------------------------------------------
 
 
 def test_q2_numpy_without_detach():
-    _rejected(gpu.q2, lambda t: t.numpy(), "raised RuntimeError", "requires grad")
+    rejected(gpu.q2, lambda t: t.numpy(), "raised RuntimeError", "requires grad")
 
 
 def test_q2_cpu_without_detach():
-    _rejected(gpu.q2, lambda t: t.cpu().numpy(), "requires grad")
+    rejected(gpu.q2, lambda t: t.cpu().numpy(), "requires grad")
 
 
 def test_q2_returning_a_tensor_or_list():
-    _rejected(gpu.q2, lambda t: t.detach().cpu(), "NumPy array")
-    _rejected(gpu.q2, lambda t: t.detach().cpu().tolist(), "NumPy array")
+    rejected(gpu.q2, lambda t: t.detach().cpu(), "NumPy array")
+    rejected(gpu.q2, lambda t: t.detach().cpu().tolist(), "NumPy array")
 
 
 def test_q2_switching_off_requires_grad_in_place():
-    _rejected(gpu.q2, lambda t: t.requires_grad_(False).cpu().numpy(), "switched off requires_grad")
+    rejected(gpu.q2, lambda t: t.requires_grad_(False).cpu().numpy(), "switched off requires_grad")
 
 
 def test_q2_wrong_dtype():
-    _rejected(gpu.q2, lambda t: t.detach().cpu().double().numpy(), "dtype")
+    rejected(gpu.q2, lambda t: t.detach().cpu().double().numpy(), "dtype")
 
 
 # --- q3 · model and optimizer state ------------------------------------------------------------------
@@ -109,14 +102,14 @@ def test_q3_moving_only_the_model_leaves_the_optimizer_state_behind():
     def model_only(model, optimizer, target):
         return model.to(target), optimizer
 
-    _rejected(gpu.q3, model_only, "exp_avg", "optimizer.state")
+    rejected(gpu.q3, model_only, "exp_avg", "optimizer.state")
 
 
 def test_q3_a_copy_of_the_model_detaches_the_optimizer():
     def copied(model, optimizer, target):
         return copy.deepcopy(model).to(target), optimizer
 
-    _rejected(gpu.q3, copied, "does not hold your model's parameters")
+    rejected(gpu.q3, copied, "does not hold your model's parameters")
 
 
 def test_q3_a_new_optimizer_forgets_its_state():
@@ -124,7 +117,7 @@ def test_q3_a_new_optimizer_forgets_its_state():
         model.to(target)
         return model, torch.optim.Adam(model.parameters(), lr=0.01)
 
-    _rejected(gpu.q3, fresh, "lost its state")
+    rejected(gpu.q3, fresh, "lost its state")
 
 
 def test_q3_moving_only_the_state():
@@ -135,14 +128,14 @@ def test_q3_moving_only_the_state():
                     state[key] = value.to(target)
         return model, optimizer
 
-    _rejected(gpu.q3, state_only, "Model parameter")
+    rejected(gpu.q3, state_only, "Model parameter")
 
 
 def test_q3_returning_nothing():
     def no_return(model, optimizer, target):
         gpu.move_training(model, optimizer, target)
 
-    _rejected(gpu.q3, no_return, "(model, optimizer)")
+    rejected(gpu.q3, no_return, "(model, optimizer)")
 
 
 def test_q3_moving_the_step_counter_too_is_fine():
@@ -160,11 +153,11 @@ def test_q3_moving_the_step_counter_too_is_fine():
 
 
 def test_q4_physical_numbers():
-    _rejected(gpu.q4, lambda visible, n: list(range(n)), "renumbers")
+    rejected(gpu.q4, lambda visible, n: list(range(n)), "renumbers")
 
 
 def test_q4_sorted_instead_of_listed_order():
-    _rejected(gpu.q4, gpu._sorted_indices, "order of the list")
+    rejected(gpu.q4, gpu._sorted_indices, "order of the list")
 
 
 def test_q4_none_for_hidden():
@@ -172,25 +165,25 @@ def test_q4_none_for_hidden():
         shown = [int(p) for p in visible.split(",")]
         return [shown.index(g) if g in shown else None for g in range(n)]
 
-    _rejected(gpu.q4, none_hidden, "expected a number")
+    rejected(gpu.q4, none_hidden, "expected a number")
 
 
 def test_q4_one_based():
     def one_based(visible, n):
         return [i + 1 if i >= 0 else -1 for i in gpu.logical_indices(visible, n)]
 
-    _rejected(gpu.q4, one_based, "value is not")
+    rejected(gpu.q4, one_based, "value is not")
 
 
 # --- q5 · autocast -------------------------------------------------------------------------------------
 
 
 def test_q5_no_autocast():
-    _rejected(gpu.q5, lambda x, w: x @ w.T, "autocast")
+    rejected(gpu.q5, lambda x, w: x @ w.T, "autocast")
 
 
 def test_q5_float16():
-    _rejected(gpu.q5, lambda x, w: (x.half() @ w.half().T).float(), "float16")
+    rejected(gpu.q5, lambda x, w: (x.half() @ w.half().T).float(), "float16")
 
 
 def test_q5_returns_bfloat16():
@@ -198,7 +191,7 @@ def test_q5_returns_bfloat16():
         with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
             return x @ w.T
 
-    _rejected(gpu.q5, bf16, "dtype")
+    rejected(gpu.q5, bf16, "dtype")
 
 
 def test_q5_manual_casts_are_equivalent():
@@ -219,22 +212,22 @@ def test_q6_reference_matches_torch_chunk():
 
 
 def test_q6_array_split_rule():
-    _rejected(gpu.q6, lambda b, n: [b // n + (1 if i < b % n else 0) for i in range(n)], "array_split")
+    rejected(gpu.q6, lambda b, n: [b // n + (1 if i < b % n else 0) for i in range(n)], "array_split")
 
 
 def test_q6_floor_division():
-    _rejected(gpu.q6, lambda b, n: [b // n] * n, "remainder")
+    rejected(gpu.q6, lambda b, n: [b // n] * n, "remainder")
 
 
 def test_q6_ceil_for_every_device():
-    _rejected(gpu.q6, lambda b, n: [-(-b // n)] * n, "item")
+    rejected(gpu.q6, lambda b, n: [-(-b // n)] * n, "item")
 
 
 # --- q7 · the all-reduce of a DDP step ------------------------------------------------------------------
 
 
 def test_q7_no_all_reduce():
-    _rejected(gpu.q7, lambda grads: grads, "unchanged")
+    rejected(gpu.q7, lambda grads: grads, "unchanged")
 
 
 def test_q7_sum_without_division():
@@ -243,7 +236,7 @@ def test_q7_sum_without_division():
             dist.all_reduce(g)
         return grads
 
-    _rejected(gpu.q7, summed, "sum over the ranks")
+    rejected(gpu.q7, summed, "sum over the ranks")
 
 
 def test_q7_fixed_divisor():
@@ -253,7 +246,7 @@ def test_q7_fixed_divisor():
             g /= 2
         return grads
 
-    _rejected(gpu.q7, halved, "not a fixed number")
+    rejected(gpu.q7, halved, "not a fixed number")
 
 
 def test_q7_new_tensors_instead_of_in_place():
@@ -265,7 +258,7 @@ def test_q7_new_tensors_instead_of_in_place():
             out.append(g / dist.get_world_size())
         return out
 
-    _rejected(gpu.q7, copies, "in place")
+    rejected(gpu.q7, copies, "in place")
 
 
 def test_q7_divide_first_and_avg_op_are_fine():
@@ -314,7 +307,7 @@ def test_q8_no_synchronize_measures_the_launch():
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
-    _rejected(gpu.q8, unsynced, "only the launch")
+    rejected(gpu.q8, unsynced, "only the launch")
 
 
 def test_q8_no_warm_up():
@@ -327,7 +320,7 @@ def test_q8_no_warm_up():
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
-    _rejected(gpu.q8, cold, "No warm-up")
+    rejected(gpu.q8, cold, "No warm-up")
 
 
 def test_q8_mean_is_pulled_up_by_outliers():
@@ -340,7 +333,7 @@ def test_q8_mean_is_pulled_up_by_outliers():
         sync()
         return (time.perf_counter() - start) / repeats
 
-    _rejected(gpu.q8, mean, "median")
+    rejected(gpu.q8, mean, "median")
 
 
 def test_q8_warm_up_without_sync():
@@ -354,8 +347,8 @@ def test_q8_warm_up_without_sync():
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
-    _rejected(gpu.q8, no_sync_after_warmup, "after the warm-up")
+    rejected(gpu.q8, no_sync_after_warmup, "after the warm-up")
 
 
 def test_q8_returns_a_tensor():
-    _rejected(gpu.q8, lambda fn, sync, repeats: torch.tensor(1.0), "Python float")
+    rejected(gpu.q8, lambda fn, sync, repeats: torch.tensor(1.0), "Python float")
