@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
 import json
+import traceback
 import warnings
 
 import numpy as np
@@ -174,3 +177,122 @@ def test_start_if_enabled_needs_a_kernel(monkeypatch, tmp_path):
     monkeypatch.setenv(tracing.ENV_VAR, str(tmp_path))
     monkeypatch.delenv("TORCHCOURSE_TRACE_ANY", raising=False)
     assert tracing.start_if_enabled() is None  # pytest is not a notebook kernel
+
+
+# ----------------------------------------------------------------- builtins, through the rewritten cells
+PYTHON_ROWS = [
+    "eval",
+    "tuple",
+    "list",
+    "str",
+    "str.format",
+    "str.__mod__",
+    "collections.namedtuple",
+    "collections.namedtuple._replace",
+    "collections.namedtuple._asdict",
+    "collections.OrderedDict",
+    "argparse.ArgumentParser",
+    "argparse.ArgumentParser.add_argument",
+    "argparse.ArgumentParser.parse_args",
+    "queue.Queue",
+    "torch.Tensor.__mod__",
+    "torch.zeros",
+]
+
+CELL = '''
+import argparse
+import queue
+from collections import OrderedDict, namedtuple
+
+assert "ok%4d" % 19 == "ok  19" and "{}-{name}".format(1, name=2) == "1-2"
+remainder = torch.zeros(3) % 2  # a tensor's % is the tensor's row, not str.__mod__
+Point = namedtuple("Point", "x y")
+moved = Point(1, 2)._replace(x=3)
+assert moved._asdict() == {"x": 3, "y": 2} and eval("1 + 2") == 3
+assert tuple([1]) == (1,) and list((1,)) == [1] and str(5) == "5"
+assert list(OrderedDict(a=1)) == ["a"] and queue.Queue().empty()
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=0.1)
+assert parser.parse_args(["--lr", "0.5"]).lr == 0.5
+'''
+
+
+@pytest.fixture
+def python_tracer(tmp_path):
+    started = tracing.start(tmp_path, PYTHON_ROWS, on_cells=False)
+    try:
+        yield started
+    finally:
+        tracing.stop()
+
+
+def test_rewritten_cells_see_builtins_c_methods_operators_and_namedtuple_methods(python_tracer):
+    exec(python_tracer.rewriter.compile(CELL, "/lesson/cell.py"), {"torch": torch})
+    assert set(PYTHON_ROWS) <= set(python_tracer.calls), set(PYTHON_ROWS) - set(python_tracer.calls)
+    assert python_tracer.calls["torch.Tensor.__mod__"] == {"cpu"}
+
+
+def test_only_lesson_code_counts_for_builtins(python_tracer):
+    # Not rewritten: library code (argparse formats with % and str.format inside) and plain calls.
+    parser = argparse.ArgumentParser(prog="demo")
+    parser.add_argument("--lr", type=float, default=0.1, help="rate (default %(default)s)")
+    assert "default 0.1" in parser.format_help()
+    assert eval("(1, 2)") == (1, 2) and ast.literal_eval("[1]") == [1] and "%d" % 1 == "1"
+    calls = set(python_tracer.calls)
+    assert not calls & {"eval", "str.__mod__", "str.format", "tuple", "list", "str"}, calls
+    assert {"argparse.ArgumentParser", "argparse.ArgumentParser.add_argument"} <= calls  # these are wrapped
+
+
+def test_rewritten_cells_behave_as_written(python_tracer):
+    source = '''
+class Base:
+    def __init__(self, n):
+        self.n = n
+
+class Child(Base):
+    def __init__(self, n):
+        super().__init__(n)  # zero-argument super() still finds its class
+        self.names = sorted(locals())
+
+def scope():
+    hidden = 41
+    return eval("hidden + 1")  # eval still sees the caller's locals
+
+def fails():
+    return {}["missing"]
+
+child, answer = Child(3), scope()
+pair = divmod(*(7, 2))
+'''
+    plain, rewritten = {}, {}
+    exec(compile(source, "/lesson/cell.py", "exec"), plain)
+    exec(python_tracer.rewriter.compile(source, "/lesson/cell.py"), rewritten)
+    for namespace in (plain, rewritten):
+        assert namespace["child"].n == 3 and namespace["child"].names == ["__class__", "n", "self"]
+        assert namespace["answer"] == 42 and namespace["pair"] == (3, 1)
+    errors = []
+    for namespace in (plain, rewritten):
+        with pytest.raises(KeyError) as caught:
+            namespace["fails"]()
+        frames = traceback.extract_tb(caught.value.__traceback__)[1:]
+        errors.append([(f.name, f.lineno, getattr(f, "colno", None), getattr(f, "end_colno", None)) for f in frames])
+    assert errors[0] == errors[1]
+    assert "eval" in python_tracer.calls
+
+
+def test_cells_are_rewritten_in_ipython_and_the_transformer_leaves_with_stop(tmp_path):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        started = tracing.start(tmp_path, PYTHON_ROWS, on_cells=True)
+        assert started.rewriter in shell.ast_transformers
+        result = shell.run_cell("assert '{}'.format(eval('1')) == str(tuple([1])[0])\nlen('%s' % 1)")
+        assert result.success and result.result == 1
+        tracing.stop()
+        assert started.rewriter not in shell.ast_transformers
+        assert {"str.format", "eval", "tuple", "str", "str.__mod__"} <= set(started.calls)
+        assert shell.run_cell("f'{len([1])}'").result == "1"  # after stop, cells run as written
+    finally:
+        tracing.stop()
+        InteractiveShell.clear_instance()

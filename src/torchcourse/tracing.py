@@ -19,7 +19,18 @@ The recorders, by kind of inventory row:
   ``step`` is called, other classes when constructed or subclassed by a lesson;
 - names that cannot be called through Python (C types such as ``torch.finfo``, the legacy
   ``torch.FloatTensor`` classes, values, modules): reading the name from lesson code counts, and
-  a module counts when lesson code imports it or reads one of its attributes.
+  a module counts when lesson code imports it or reads one of its attributes;
+- what cannot be wrapped at all (builtins such as ``eval``, ``tuple`` and ``str``, methods of C
+  types such as ``str.format`` and ``collections.OrderedDict``, the ``_replace`` and ``_asdict``
+  that every ``collections.namedtuple`` class gets, and operators of builtin types such as
+  ``str.__mod__``, the ``%`` of ``"%d" % n``): the notebook's cells are rewritten as IPython
+  compiles them (an AST transformer) so that each call site passes the callable through
+  ``__torchcourse_call__`` (``f(x)`` runs as ``__torchcourse_call__(f)(x)``, which records
+  ``f`` when it is such a row and returns it unchanged) and the left operand of an operator
+  that a row names through ``__torchcourse_operand__``. The call itself still happens in the
+  lesson's frame, so ``eval``, ``super()``, ``locals()``, tracebacks and warnings behave as
+  before; only cells are rewritten, so only lesson code is seen. Statically typed classes get
+  no wrapper and no hidden name: the standard library stays untouched.
 
 Devices: the device types of the tensors (and modules, storages) among the arguments and the
 result; ``"none"`` when no tensor is involved. Errors and warnings shown with ``tc.expect_error``
@@ -33,7 +44,9 @@ shown once) exactly as without the tracer.
 
 from __future__ import annotations
 
+import ast
 import builtins
+import copy
 import dis
 import functools
 import inspect
@@ -49,7 +62,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ENV_VAR", "Tracer", "active", "expect_begin", "expect_end", "start", "start_if_enabled", "stop"]
+__all__ = ["ENV_VAR", "CellRewriter", "Tracer", "active", "expect_begin", "expect_end", "start", "start_if_enabled", "stop"]
 
 ENV_VAR = "TORCHCOURSE_TRACE_DIR"
 FORMAT = 1
@@ -86,6 +99,28 @@ _NB_OPS = [
     for n, _ in getattr(dis, "_nb_ops", [])
 ]
 _COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
+# The hooks a rewritten cell calls (found in builtins, so every cell and function sees them).
+CALL_HOOK = "__torchcourse_call__"
+OPERAND_HOOK = "__torchcourse_operand__"
+_BINOP_DUNDERS = {
+    ast.Add: "__add__",
+    ast.Sub: "__sub__",
+    ast.Mult: "__mul__",
+    ast.Div: "__truediv__",
+    ast.FloorDiv: "__floordiv__",
+    ast.Mod: "__mod__",
+    ast.Pow: "__pow__",
+    ast.MatMult: "__matmul__",
+    ast.LShift: "__lshift__",
+    ast.RShift: "__rshift__",
+    ast.BitAnd: "__and__",
+    ast.BitOr: "__or__",
+    ast.BitXor: "__xor__",
+}
+# Rows that name an attribute of the classes a factory makes: (factory, a class it makes).
+_FACTORIES: dict[str, Callable[[Any], type]] = {
+    "collections.namedtuple": lambda namedtuple: namedtuple("Sample", "a"),
+}
 # Tensor factories that torch binds by hand without a __torch_function__ check.
 _NOT_DISPATCHED = {"from_numpy", "frombuffer", "range", "from_file"}
 
@@ -117,7 +152,9 @@ def _resolve(name: str) -> tuple[str, Any, Any, str]:
     parts = _ALIASES.get(name, name).split(".")
     obj = sys.modules.get(parts[0])
     if obj is None:
-        return "pending", None, _MISSING, parts[-1]
+        obj = vars(builtins).get(parts[0])  # str.format, dict.items: a builtin type is a root too
+        if obj is None or isinstance(obj, types.ModuleType):
+            return "pending", None, _MISSING, parts[-1]
     owner, attr = None, parts[0]
     for i, part in enumerate(parts[1:], start=1):
         owner, attr = obj, part
@@ -199,6 +236,13 @@ class Tracer:
         self._trampoline = _Trampoline()
         self._mode: _Mode | None = None
         self._cuda = torch.cuda.is_available()
+        # What the rewritten cells' hooks look up (see :class:`CellRewriter`).
+        self._by_id: dict[int, tuple[Any, str]] = {}  # builtins, C types, C method descriptors
+        self._by_method: dict[tuple[type, str], str] = {}  # (C type, attribute): bound C methods
+        self._method_cache: dict[tuple[type, str], str | None] = {}
+        self._by_code: dict[types.CodeType, str] = {}  # Python methods made by factories (_replace)
+        self._operators: dict[str, dict[type, str]] = {}  # "__mod__" -> {str: "str.__mod__"}
+        self.rewriter = CellRewriter(self)
 
     # ----------------------------------------------------------------------------- recording
     def _is_user(self, frame: types.FrameType | None) -> bool:
@@ -356,6 +400,7 @@ class Tracer:
         self._pending = set(self.targets)
         self._install_pending()
         self._install_hooks()
+        self._install_cell_hooks()
         self._mode = _Mode(self)
         self._mode.__enter__()
         return self
@@ -395,8 +440,13 @@ class Tracer:
         if "." not in name:
             if name.isupper():
                 self._env_rows.append(name)
+            elif callable(vars(builtins).get(name)):
+                self._call_row(vars(builtins)[name], name)  # eval, tuple, str: seen at lesson call sites
             return True
         state, owner, obj, attr = _resolve(name)
+        if state == "missing" and name.rsplit(".", 1)[0] in _FACTORIES:
+            self._factory_attribute(name.rsplit(".", 1)[0], owner, attr, name)
+            return True
         if state == "pending":
             if _STATUS.get(name) == "removed" and isinstance(owner, types.ModuleType):
                 self._hide_name(owner, None, name)  # only to see lesson lookups of the missing name
@@ -421,10 +471,13 @@ class Tracer:
             if _is_heap_type(obj):
                 self._class(obj, name)
             else:
-                self._hide_name(owner, attr, name)
+                self._call_row(obj, name)  # constructing it at a lesson call site
+                if not _in_stdlib(owner):
+                    self._hide_name(owner, attr, name)
             return True
         if isinstance(owner, type):
             if not _is_heap_type(owner):
+                self._static_attribute(owner, attr, obj, name)
                 return True
             raw = inspect.getattr_static(owner, attr)
             if isinstance(raw, (property, types.GetSetDescriptorType, types.MemberDescriptorType)):
@@ -464,6 +517,111 @@ class Tracer:
             return obj in _overridable()
         except TypeError:
             return False
+
+    # -- what only the rewritten cells can see
+    def _call_row(self, obj: Any, name: str) -> None:
+        self._by_id.setdefault(id(obj), (obj, name))
+
+    def _static_attribute(self, owner: type, attr: str, obj: Any, name: str) -> None:
+        """A method or operator of a C type (str.format, str.__mod__): seen when a cell calls it."""
+        if not callable(obj):
+            return
+        self._by_method.setdefault((owner, attr), name)
+        self._method_cache.clear()
+        self._call_row(obj, name)  # str.format("{}", 1)
+        if attr in _BINOP_DUNDERS.values():
+            self._operators.setdefault(attr, {}).setdefault(owner, name)
+
+    def _factory_attribute(self, factory: str, owner: Any, attr: str, name: str) -> None:
+        """``collections.namedtuple._replace``: the method every class the factory makes shares."""
+        made = _FACTORIES[factory](inspect.unwrap(owner))
+        raw = inspect.getattr_static(made, attr, None)
+        code = getattr(getattr(raw, "__func__", raw), "__code__", None)
+        if isinstance(code, types.CodeType):
+            self._by_code.setdefault(code, name)
+
+    def _method_row(self, cls: type, attr: str) -> str | None:
+        key = (cls, attr)
+        try:
+            return self._method_cache[key]
+        except KeyError:
+            pass
+        row = None
+        for base in cls.__mro__:
+            row = self._by_method.get((base, attr))
+            if row is not None or attr in vars(base):
+                break
+        self._method_cache[key] = row
+        return row
+
+    def _make_hooks(self) -> tuple[Callable[[Any], Any], Callable[[str, Any], Any]]:
+        """The two functions a rewritten cell calls. They record, return their argument unchanged
+        and never raise."""
+        by_id, by_code, operators, record = self._by_id, self._by_code, self._operators, self.record
+        method_row = self._method_row
+        c_method, slot_method, bound, function = (
+            types.BuiltinMethodType,
+            types.MethodWrapperType,
+            types.MethodType,
+            types.FunctionType,
+        )
+        module = types.ModuleType
+
+        def __torchcourse_call__(func: Any) -> Any:
+            try:
+                entry = by_id.get(id(func))
+                if entry is not None:
+                    if entry[0] is func:
+                        record(entry[1])
+                    return func
+                kind = type(func)
+                if kind is c_method or kind is slot_method:  # "{}".format, "%d".__mod__
+                    owner = func.__self__
+                    if not isinstance(owner, module):  # a module's builtin function: found by id
+                        row = method_row(owner if isinstance(owner, type) else type(owner), func.__name__)
+                        if row is not None:
+                            record(row)
+                elif kind is bound:  # point._replace
+                    row = by_code.get(getattr(func.__func__, "__code__", None))
+                    if row is not None:
+                        record(row)
+                elif kind is function:  # Point._replace(point, ...)
+                    row = by_code.get(func.__code__)
+                    if row is not None:
+                        record(row)
+            except Exception:  # noqa: BLE001 - the hook must never change what the lesson does
+                pass
+            return func
+
+        def __torchcourse_operand__(dunder: str, value: Any) -> Any:
+            try:
+                rows = operators.get(dunder)
+                if rows:
+                    row = rows.get(type(value))
+                    if row is None:
+                        row = next((r for cls, r in rows.items() if isinstance(value, cls)), None)
+                    if row is not None:
+                        record(row)
+            except Exception:  # noqa: BLE001
+                pass
+            return value
+
+        return __torchcourse_call__, __torchcourse_operand__
+
+    def _install_cell_hooks(self) -> None:
+        hooks = self._make_hooks()
+        for hook in hooks:
+            had = hook.__name__ in vars(builtins)
+            setattr(builtins, hook.__name__, hook)
+
+            def undo(name: str = hook.__name__, had: bool = had) -> None:
+                # Functions that rewritten cells defined may still run: leave a pass-through behind.
+                if self.rewriter.cells or had:
+                    setattr(builtins, name, _pass_through if name == CALL_HOOK else _pass_operand)
+                else:
+                    vars(builtins).pop(name, None)
+
+            self._undo.append(undo)
 
     # -- wrappers
     def _without_mode(self, caller: types.FrameType, func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -832,6 +990,87 @@ class Tracer:
 _STATUS: dict[str, str] = {}
 
 
+def _pass_through(func: Any) -> Any:
+    return func
+
+
+def _pass_operand(dunder: str, value: Any) -> Any:
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def _stdlib_prefixes() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple(os.path.join(paths[k], "") for k in ("stdlib", "platstdlib") if k in paths)
+
+
+def _in_stdlib(module: Any) -> bool:
+    """Is this a module of the standard library (collections, argparse)? Its names stay where they are."""
+    if not isinstance(module, types.ModuleType):
+        return False
+    if module.__name__ in sys.builtin_module_names:
+        return True
+    origin = getattr(module, "__file__", None) or ""
+    return bool(origin) and origin.startswith(_stdlib_prefixes()) and "site-packages" not in origin
+
+
+class _CallSites(ast.NodeTransformer):
+    def __init__(self, operators: set[str]) -> None:
+        self.operators = operators
+
+    @staticmethod
+    def _hook(name: str, args: list[ast.expr], like: ast.AST) -> ast.Call:
+        call = ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=args, keywords=[])
+        for node in (call, call.func, *(a for a in args if not hasattr(a, "lineno"))):
+            ast.copy_location(node, like)
+        return call
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in ("super", CALL_HOOK, OPERAND_HOOK):
+            return node  # zero-argument super() stays as the compiler expects it
+        node.func = self._hook(CALL_HOOK, [func], func)
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        dunder = _BINOP_DUNDERS.get(type(node.op))
+        if dunder in self.operators:
+            node.left = self._hook(OPERAND_HOOK, [ast.Constant(dunder), node.left], node.left)
+        return node
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        self.generic_visit(node)  # subclassing a C type (class Pair(tuple)) demonstrates it too
+        node.bases = [b if isinstance(b, ast.Starred) else self._hook(CALL_HOOK, [b], b) for b in node.bases]
+        return node
+
+
+class CellRewriter:
+    """The IPython AST transformer behind the cell hooks (``shell.ast_transformers``).
+
+    ``visit(tree)`` returns a rewritten copy of a cell's AST, or the tree unchanged if anything
+    goes wrong (IPython would otherwise unregister it with a warning in the cell's output).
+    """
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+        self.cells = 0
+
+    def visit(self, tree: ast.AST) -> ast.AST:
+        try:
+            new = _CallSites(set(self.tracer._operators)).visit(copy.deepcopy(tree))
+            ast.fix_missing_locations(new)
+        except Exception:  # noqa: BLE001 - a cell the rewriter cannot handle runs as written
+            return tree
+        self.cells += 1
+        return new
+
+    def compile(self, source: str, filename: str = "<lesson>", mode: str = "exec") -> types.CodeType:
+        """Compile ``source`` as a rewritten cell (for tests and scripts)."""
+        return compile(self.visit(ast.parse(source, filename, mode)), filename, mode)
+
+
 def _dispatches_itself(func: Any, depth: int = 2) -> bool:
     """Does this Python function (or one it closes over: boolean_dispatch) call handle_torch_function?"""
     code = getattr(func, "__code__", None)
@@ -906,8 +1145,7 @@ def targets_from_inventory() -> list[str]:
     names = []
     for row in load_inventory():
         _STATUS[row["api"]] = row["status"]
-        if row["status"] != "python":
-            names.append(row["api"])
+        names.append(row["api"])  # python rows too: a builtin is a row like any other
         names.extend(modern_names(row["modern"]))
     return names
 
@@ -924,6 +1162,7 @@ def start(directory: str | Path | None, targets: Iterable[str] | None = None, *,
         if shell is not None:
             tracer.adopt_namespace(shell.user_ns)
             shell.events.register("post_run_cell", tracer.flush)
+            shell.ast_transformers.append(tracer.rewriter)
     if directory is not None:
         import atexit
 
@@ -948,6 +1187,8 @@ def stop() -> Tracer | None:
                 shell.events.unregister("post_run_cell", tracer.flush)
             except ValueError:
                 pass
+            if tracer.rewriter in shell.ast_transformers:
+                shell.ast_transformers.remove(tracer.rewriter)
     return tracer
 
 
