@@ -8,11 +8,12 @@ tensor in a kernel that had CUDA). Only lessons count: kernels whose folder is `
 The gate (``--check``, and ``tests/test_coverage.py``) holds every chapter that exists (a
 ``notebooks/<chapter>/`` with at least one notebook):
 
-- a row with status ``ok`` or ``deprecated`` must run on the CPU, unless its device is ``cuda``;
+- a row with status ``ok``, ``deprecated`` or ``python`` (the standard library and builtins:
+  ``str.format``, ``argparse.ArgumentParser``) must run on the CPU, unless its device is ``cuda``;
 - a ``removed`` row must be shown failing inside ``tc.expect_error``/``expect_warning`` and one of
   its modern replacements must run on the CPU;
-- ``needs-cuda`` rows count for CUDA only; ``external`` rows (packages that are not installed) and
-  ``python`` rows (the standard library) are reported, not gated;
+- ``needs-cuda`` rows count for CUDA only; ``external`` rows (packages that are not installed) are
+  reported, not gated;
 - rows in ``data/coverage-exclusions.tsv`` are exempt, each with its reason.
 """
 
@@ -35,7 +36,7 @@ from typing import Any
 
 __all__ = ["Coverage", "add_command", "compute", "load_exclusions", "load_inventory", "load_records", "modern_names"]
 
-GATED = ("ok", "deprecated")
+GATED = ("ok", "deprecated", "python")
 _MODERN = re.compile(r"\b(?:torch|torchvision|tqdm|PIL|numpy|matplotlib)(?:\.[A-Za-z_]\w*)+|\bcProfile\b")
 
 
