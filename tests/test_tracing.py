@@ -237,7 +237,7 @@ def test_only_lesson_code_counts_for_builtins(python_tracer):
     parser = argparse.ArgumentParser(prog="demo")
     parser.add_argument("--lr", type=float, default=0.1, help="rate (default %(default)s)")
     assert "default 0.1" in parser.format_help()
-    assert eval("(1, 2)") == (1, 2) and ast.literal_eval("[1]") == [1] and "%d" % 1 == "1"
+    assert eval("(1, 2)") == (1, 2) and ast.literal_eval("[1]") == [1] and "%d" % 1 == "1"  # noqa: UP031
     calls = set(python_tracer.calls)
     assert not calls & {"eval", "str.__mod__", "str.format", "tuple", "list", "str"}, calls
     assert {"argparse.ArgumentParser", "argparse.ArgumentParser.add_argument"} <= calls  # these are wrapped

@@ -62,7 +62,17 @@ from typing import Any
 
 import torch
 
-__all__ = ["ENV_VAR", "CellRewriter", "Tracer", "active", "expect_begin", "expect_end", "start", "start_if_enabled", "stop"]
+__all__ = [
+    "ENV_VAR",
+    "CellRewriter",
+    "Tracer",
+    "active",
+    "expect_begin",
+    "expect_end",
+    "start",
+    "start_if_enabled",
+    "stop",
+]
 
 ENV_VAR = "TORCHCOURSE_TRACE_DIR"
 FORMAT = 1
@@ -998,7 +1008,7 @@ def _pass_operand(dunder: str, value: Any) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _stdlib_prefixes() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     return tuple(os.path.join(paths[k], "") for k in ("stdlib", "platstdlib") if k in paths)

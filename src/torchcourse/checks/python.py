@@ -1,0 +1,546 @@
+"""Exercises of appendix 00 · The Python the notes rely on (``exercises/00_python.ipynb``)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import io
+from collections import namedtuple
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .core import Case, Chapter, Exercise, Mismatch, NotAttempted, clone_case, compare, describe
+from .core import randint as _randint
+
+chapter = Chapter("00_python", "The Python the notes rely on")
+
+Prediction = namedtuple("Prediction", ["label", "score"])
+_SIDE_EFFECTS: list[str] = []  # what q6's hidden payloads append to, if the learner's code runs them
+
+
+class _Raised(Mismatch):
+    """The learner's function raised: the feedback, and the error itself."""
+
+    def __init__(self, message: str, error: BaseException) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+def _run(answer: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """Call the learner's function: its exceptions, an argparse exit and its stderr become feedback."""
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            result = answer(*args, **kwargs)
+    except SystemExit as exited:
+        lines = stderr.getvalue().strip().splitlines()
+        said = lines[-1] if lines else f"exit status {exited.code}"
+        raise Mismatch(
+            f"Your function exited (SystemExit) instead of returning: {said}. A parser exits when it "
+            "rejects its arguments: check each option's name, action and type."
+        ) from None
+    except Exception as error:  # the learner's code may raise anything: that is feedback
+        raise _Raised(f"Your function raised {type(error).__name__}: {error}", error) from None
+    if result is ...:
+        raise NotAttempted
+    return result
+
+
+def _types(value: Any) -> Any:
+    """The nesting of container and scalar types, to tell a tuple from a list and an int from a float."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return (type(value).__name__, *(_types(v) for v in value)) if not isinstance(value, (set, frozenset)) else (
+            type(value).__name__,
+        )
+    if isinstance(value, dict):
+        return ("dict", *((repr(k), _types(v)) for k, v in value.items()))
+    return type(value).__name__
+
+
+@dataclass
+class _Exercise(Exercise):
+    """An exercise for functions that format, unpack or parse: stricter comparisons, argparse-safe calls.
+
+    ``view`` turns the learner's result into what is compared (``vars`` of a Namespace);
+    ``parts`` compares strings part by part (split on it) and names the first part that differs;
+    ``exact_types`` also demands the same container and scalar types (a tuple stays a tuple);
+    ``raises``: where the reference raises this error, the answer must raise it too;
+    ``after_call`` runs right after the learner's call and returns a message when it did harm.
+    """
+
+    view: Callable[[Any], Any] | None = None
+    parts: str | None = None
+    exact_types: bool = False
+    raises: type[Exception] | None = None
+    after_call: Callable[[], str | None] | None = None
+
+    def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
+        self._check_call(answer, case, {})
+
+    def _check_call(self, answer: Callable[..., Any], args: Case, kwargs: dict[str, Any]) -> None:
+        expected_error = None
+        try:
+            expected = self.reference(*clone_case(args), **clone_case(kwargs))
+        except Exception as error:  # noqa: BLE001 - only the declared kind is an expected outcome
+            if self.raises is None or not isinstance(error, self.raises):
+                raise
+            expected, expected_error = None, error
+        learner_args, learner_kwargs = clone_case(args), clone_case(kwargs)
+        try:
+            result = _run(answer, learner_args, learner_kwargs)
+        except Mismatch as mismatch:
+            harm = self.after_call() if self.after_call else None
+            if harm:
+                raise Mismatch(harm) from None
+            if expected_error is not None and isinstance(getattr(mismatch, "error", None), self.raises):
+                return  # refused with the right kind of error: correct
+            raise
+        harm = self.after_call() if self.after_call else None
+        if harm:
+            raise Mismatch(harm)
+        if expected_error is not None:
+            raise Mismatch(
+                f"For this input your function returned {describe(result)}, but it must raise "
+                f"{self.raises.__name__}: the text is not a literal."
+            )
+        if self.view is not None:
+            result, expected = self.view(result), self.view(expected)
+        if isinstance(expected, str) and not isinstance(result, str):
+            raise Mismatch(f"your result: expected a str, got {describe(result)}. Build the text with an f-string.")
+        if self.parts and isinstance(expected, str) and isinstance(result, str) and result != expected:
+            self._compare_parts(result, expected)
+        compare(result, expected, "your result", self.atol, self.rtol)
+        if self.exact_types and _types(result) != _types(expected):
+            raise Mismatch(
+                "The values are right but a type is not: a tuple must stay a tuple and a list a list, "
+                "an int an int. Check which containers your code builds."
+            )
+        for i, (before, after) in enumerate(zip(_tensors(args), _tensors(learner_args), strict=True)):
+            if not torch.equal(before.detach(), after.detach()):
+                raise Mismatch(f"Your function changed its input (tensor argument {i}) in place.")
+        for prop in self.properties:
+            problem = prop(result, args)
+            if problem:
+                raise Mismatch(problem)
+
+    def _compare_parts(self, result: str, expected: str) -> None:
+        got, want = result.split(self.parts), expected.split(self.parts)
+        if len(got) != len(want):
+            raise Mismatch(
+                f"your result: expected {len(want)} parts separated by {self.parts!r}, got {len(got)}. "
+                "Check the separators and the spaces around them."
+            )
+        for mine, theirs in zip(got, want, strict=True):
+            if mine != theirs:
+                label = theirs.split()[0] if theirs.split() else "a"
+                raise Mismatch(
+                    f"your result: the {label!r} part is {mine!r}, which is not right. Check its "
+                    "format spec: width, zero padding, precision and type."
+                )
+
+    def _diagnose(self, answer: Callable[..., Any], case: Case, kwargs: dict[str, Any] | None = None) -> str | None:
+        args, kwargs = case, kwargs or {}
+        for wrong, feedback in self.misconceptions:
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):
+                    mine = answer(*clone_case(args), **clone_case(kwargs))
+                    theirs = wrong(*clone_case(args), **clone_case(kwargs))
+                if self.view is not None:
+                    mine, theirs = self.view(mine), self.view(theirs)
+                compare(mine, theirs, "", self.atol, self.rtol)
+                if self.exact_types and _types(mine) != _types(theirs):
+                    continue
+            except BaseException:  # noqa: BLE001 - not this misconception (or it exited): keep looking
+                continue
+            finally:
+                _SIDE_EFFECTS.clear()
+            return feedback
+        return None
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+def _exercise(id: str, title: str, kind: type[_Exercise] = _Exercise, **options: Any) -> _Exercise:  # noqa: A002
+    reference, inputs, points, hints = (options.pop(k) for k in ("reference", "inputs", "points", "hints"))
+    return chapter.register(kind(chapter, id, title, points, reference, inputs, hints, **options))
+
+
+def _uniform(generator: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator))
+
+
+# --- q1 · 00.1 a training log line ------------------------------------------------------------
+
+
+def _log_case(generator: torch.Generator, device: str) -> Case:
+    epoch = _randint(generator, 0, 100)  # below 100, so the zero padding always shows
+    loss = torch.tensor(_uniform(generator, 0.0, 3.0), device=device)  # a 0-d tensor, as a loss is
+    acc = round(_uniform(generator, 0.0, 1.0), 4)
+    return epoch, loss, acc
+
+
+def log_line(epoch: int, loss: torch.Tensor, acc: float) -> str:
+    return f"epoch {epoch:03d} | loss {loss:.4f} | acc {acc:.1%}"
+
+
+q1 = _exercise(
+    "q1",
+    "A training log line with format specs",
+    points=1,
+    reference=log_line,
+    inputs=_log_case,
+    parts=" | ",
+    hints=[
+        "An f-string takes a format spec after a colon: f'{value:spec}'.",
+        "`03d` pads an int to 3 digits with zeros, `.4f` gives 4 decimals, `.1%` multiplies by 100 and adds '%'.",
+        "A 0-d tensor formats like its number: f'{loss:.4f}' works, or use loss.item().",
+    ],
+    misconceptions=[
+        (
+            lambda e, loss, a: f"epoch {e} | loss {loss:.4f} | acc {a:.1%}",
+            "The epoch must be zero-padded to 3 digits (`03d`).",
+        ),
+        (
+            lambda e, loss, a: f"epoch {e:03d} | loss {loss:.4f} | acc {a * 100:.1%}",
+            "The `%` type already multiplies by 100: do not multiply the accuracy yourself.",
+        ),
+        (
+            lambda e, loss, a: f"epoch {e:03d} | loss {loss:.4f} | acc {a:.1f}%",
+            "Use the `%` format type, which shows the accuracy as a percentage (0.975 → 97.5%).",
+        ),
+    ],
+)
+
+
+# --- q2 · 00.2 *values and a keyword-only scale -------------------------------------------------
+
+
+def _total_case(generator: torch.Generator, device: str) -> Case:
+    count, size = _randint(generator, 1, 5), _randint(generator, 1, 5)
+    return tuple(torch.randn(size, generator=generator).to(device) for _ in range(count))
+
+
+def total(*values: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    return scale * sum(values)
+
+
+class _KeywordExercise(_Exercise):
+    """q2: called with the values alone, then with ``scale=`` by keyword, then with a number as one
+    more positional value (which must be added, not taken as the scale)."""
+
+    def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
+        super()._check_case(answer, case)
+        scale = 0.5 + 0.75 * len(case)
+        for args, kwargs, how in (
+            (case, {"scale": scale}, f"Called as total(..., scale={scale}): "),
+            ((*case, 2.0), {}, "Called as total(a, ..., 2.0), where 2.0 is one more value (scale is keyword-only): "),
+        ):
+            try:
+                self._check_call(answer, args, kwargs)
+            except NotAttempted:
+                raise
+            except Mismatch as mismatch:
+                feedback = how + (self._diagnose(answer, args, kwargs) or str(mismatch))
+                self._diagnosed = True  # the grader's own diagnosis (of the first call) would mislead
+                raise Mismatch(feedback) from None
+
+    def _diagnose(self, answer: Callable[..., Any], case: Case, kwargs: dict[str, Any] | None = None) -> str | None:
+        if getattr(self, "_diagnosed", False):
+            self._diagnosed = False
+            return None
+        return super()._diagnose(answer, case, kwargs)
+
+
+q2 = _exercise(
+    "q2",
+    "Any number of tensors and a keyword-only argument",
+    kind=_KeywordExercise,
+    points=1,
+    reference=total,
+    inputs=_total_case,
+    trials=6,
+    atol=1e-6,
+    rtol=1e-5,
+    hints=[
+        "`*values` in the definition collects every positional argument into a tuple.",
+        "A parameter written after `*values` can only be passed by keyword; give it a default of 1.0.",
+        "def total(*values, scale=1.0): return scale * sum(values)",
+    ],
+    misconceptions=[
+        (lambda *values, scale=1.0: sum(values), "You ignore `scale`: multiply the sum by it."),
+        (
+            lambda *values, scale=1.0: scale * values[0] + sum(values[1:]),
+            "Only the first tensor is scaled: scale the whole sum.",
+        ),
+    ],
+)
+
+
+# --- q3 · 00.2 starred unpacking ---------------------------------------------------------------
+
+
+def _sequence_case(generator: torch.Generator, device: str) -> Case:
+    length = 2 + _randint(generator, 0, 6)
+    items = [_randint(generator, -50, 50) for _ in range(length)]
+    return ((tuple(items) if _randint(generator, 0, 2) else items),)
+
+
+def ends_and_middle(seq: Any) -> tuple[Any, Any, list]:
+    first, *middle, last = seq
+    return first, last, middle
+
+
+q3 = _exercise(
+    "q3",
+    "First, last and the rest, by starred unpacking",
+    points=1,
+    reference=ends_and_middle,
+    inputs=_sequence_case,
+    trials=8,
+    exact_types=True,
+    hints=[
+        "A starred name in an assignment takes everything the other names leave: `a, *b = seq`.",
+        "The starred name always gets a list, even when the input is a tuple, and an empty one when "
+        "the sequence has only two items.",
+        "first, *middle, last = seq",
+    ],
+    misconceptions=[
+        (lambda s: (s[0], s[-1], s[1:-1]), "`seq[1:-1]` keeps the input's type: for a tuple that is a tuple, "
+         "but the middle must be a list. Starred unpacking gives one."),
+        (lambda s: (s[0], s[-1], list(s[1:])), "The middle includes the last item: leave it out."),
+    ],
+)
+
+
+# --- q4 · 00.3 a named tuple, as torch.max returns -----------------------------------------------
+
+
+def _logits_case(generator: torch.Generator, device: str) -> Case:
+    n, classes = _randint(generator, 2, 7), _randint(generator, 2, 6)
+    return (torch.randn(n, classes, generator=generator).to(device),)
+
+
+def top_prediction(logits: torch.Tensor) -> Prediction:
+    best = torch.max(torch.softmax(logits, dim=1), dim=1)
+    return Prediction(label=best.indices, score=best.values)
+
+
+def _is_prediction(result: Any, case: Case) -> str | None:
+    if getattr(result, "_fields", None) != ("label", "score"):
+        return "The values are right, but return a Prediction(label=..., score=...) (the named tuple " \
+               "imported above), not a plain tuple: callers read result.label and result.score."
+    return None
+
+
+q4 = _exercise(
+    "q4",
+    "The top class and its probability, as a named tuple",
+    points=2,
+    reference=top_prediction,
+    inputs=_logits_case,
+    atol=1e-6,
+    rtol=1e-5,
+    properties=[_is_prediction],
+    hints=[
+        "torch.softmax(logits, dim=1) turns each row into probabilities.",
+        "torch.max(probs, dim=1) returns a named tuple with .values and .indices.",
+        "Build the answer with Prediction(label=..., score=...).",
+    ],
+    misconceptions=[
+        (
+            lambda logits: Prediction(torch.max(logits, 1).indices, torch.max(logits, 1).values),
+            "The score must be a probability: apply softmax over the classes before taking the maximum.",
+        ),
+        (
+            lambda logits: Prediction(*torch.max(torch.softmax(logits, 1), 1)),
+            "label and score are swapped: torch.max returns (values, indices).",
+        ),
+    ],
+)
+
+
+# --- q5 · 00.4 a training script's parser ------------------------------------------------------
+
+
+def _argv_case(generator: torch.Generator, device: str) -> Case:
+    epochs = _randint(generator, 1, 50)
+    argv = [f"--epochs={epochs}"] if _randint(generator, 0, 2) else ["--epochs", str(epochs)]
+    if _randint(generator, 0, 3):
+        argv += ["--lr", str(round(_uniform(generator, 1e-4, 1.0), 5))]
+    if _randint(generator, 0, 2):
+        argv.append("-v" if _randint(generator, 0, 2) else "--verbose")
+    if _randint(generator, 0, 2):
+        argv.append("--no-shuffle")
+    groups: list[list[str]] = []  # keep each option next to its value while shuffling
+    for item in argv:
+        if item.startswith("-"):
+            groups.append([item])
+        else:
+            groups[-1].append(item)
+    order = torch.randperm(len(groups), generator=generator).tolist()
+    return ([word for i in order for word in groups[i]],)
+
+
+def parse_train_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="train.py")
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--no-shuffle", dest="shuffle", action="store_false")
+    return parser.parse_args(argv)
+
+
+def _namespace(value: Any) -> dict[str, Any]:
+    if not isinstance(value, argparse.Namespace):
+        raise Mismatch(f"your result: expected the Namespace that parse_args returns, got {describe(value)}.")
+    return vars(value)
+
+
+class _ParserExercise(_Exercise):
+    """q5 also checks the declared edge case: without --epochs the parser must refuse (exit)."""
+
+    def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
+        super()._check_case(answer, case)
+        (argv,) = case
+        without = [w for i, w in enumerate(argv) if not w.startswith("--epochs") and not (
+            i and argv[i - 1] == "--epochs")]
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                answer(without)
+        except SystemExit:
+            return
+        except Exception:  # noqa: BLE001 - raising is a refusal too, though not argparse's
+            return
+        raise Mismatch("--epochs must be required: your parser accepted arguments without it (required=True).")
+
+
+q5 = _exercise(
+    "q5",
+    "A training script's argument parser",
+    kind=_ParserExercise,
+    points=2,
+    reference=parse_train_args,
+    inputs=_argv_case,
+    trials=6,
+    view=_namespace,
+    hints=[
+        "argparse.ArgumentParser(), then one add_argument per option, then parser.parse_args(argv).",
+        "type=float and type=int convert the text; required=True makes --epochs mandatory.",
+        "action='store_true' is False unless the flag is given; for --no-shuffle use dest='shuffle' "
+        "with action='store_false'.",
+    ],
+    misconceptions=[
+        (
+            lambda argv: _variant(argv, shuffle="store_true"),
+            "shuffle must be True unless --no-shuffle is given: that is action='store_false' (with dest='shuffle').",
+        ),
+        (
+            lambda argv: _variant(argv, verbose="store_false"),
+            "verbose must be False unless -v/--verbose is given: that is action='store_true'.",
+        ),
+    ],
+)
+
+
+def _variant(argv: list[str], shuffle: str = "store_false", verbose: str = "store_true") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="train.py")
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("-v", "--verbose", action=verbose)
+    parser.add_argument("--no-shuffle", dest="shuffle", action=shuffle)
+    return parser.parse_args(argv)
+
+
+
+
+# --- q6 · 00.4 parse a literal, never run code ---------------------------------------------------
+
+_PAYLOADS = [
+    "__import__('torchcourse.checks.python').checks.python._SIDE_EFFECTS.append('ran') or [1, 2]",
+    "[__import__('torchcourse.checks.python').checks.python._SIDE_EFFECTS.append('ran'), 3][1:]",
+    "{'lr': __import__('torchcourse.checks.python').checks.python._SIDE_EFFECTS.append('ran') or 0.1}",
+]
+
+
+def _literal(generator: torch.Generator, depth: int = 0) -> Any:
+    kind = _randint(generator, 0, 8 if depth < 2 else 5)
+    if kind == 0:
+        return _randint(generator, -100, 100)
+    if kind == 1:
+        return round(_uniform(generator, -10.0, 10.0), 3)
+    if kind == 2:
+        return "".join("abcxyz_"[_randint(generator, 0, 7)] for _ in range(_randint(generator, 0, 6)))
+    if kind == 3:
+        return (True, False, None)[_randint(generator, 0, 3)]
+    if kind == 4:
+        return _randint(generator, 0, 2) == 1
+    if kind == 5:
+        return [_literal(generator, depth + 1) for _ in range(_randint(generator, 0, 4))]
+    if kind == 6:
+        return tuple(_literal(generator, depth + 1) for _ in range(_randint(generator, 0, 4)))
+    return {f"k{i}": _literal(generator, depth + 1) for i in range(_randint(generator, 0, 4))}
+
+
+def _text_case(generator: torch.Generator, device: str) -> Case:
+    trial_kind = _randint(generator, 0, 3)
+    if trial_kind == 0:
+        return (_PAYLOADS[_randint(generator, 0, len(_PAYLOADS))],)
+    value = [_literal(generator, 1) for _ in range(_randint(generator, 1, 4))]
+    value = tuple(value) if trial_kind == 1 else {"values": value, "lr": _literal(generator, 2)}
+    return (repr(value),)
+
+
+def parse_literal(text: str) -> Any:
+    return ast.literal_eval(text)
+
+
+def _ran_code() -> str | None:
+    if _SIDE_EFFECTS:
+        _SIDE_EFFECTS.clear()
+        return (
+            "Your function ran the text as code: a hidden input carried a harmless payload, and its side "
+            "effect happened. eval() executes; parse data with ast.literal_eval."
+        )
+    return None
+
+
+
+
+class _LiteralExercise(_Exercise):
+    """Starts every grading with no recorded side effect (the tests check that trial 0 is a literal,
+    so an answer that raises everywhere is told so, and that payloads are among the trials)."""
+
+    def _judge(self, answer: Any) -> Any:
+        _SIDE_EFFECTS.clear()
+        return super()._judge(answer)
+
+
+q6 = _exercise(
+    "q6",
+    "Parse a literal, never run code",
+    kind=_LiteralExercise,
+    points=2,
+    reference=parse_literal,
+    inputs=_text_case,
+    trials=8,
+    exact_types=True,
+    raises=ValueError,
+    after_call=_ran_code,
+    hints=[
+        "The text is a Python literal: a number, string, tuple, list, dict, bool or None, possibly nested.",
+        "eval() would run any expression in the text, including a function call.",
+        "import ast; ast.literal_eval(text) accepts literals only and raises ValueError for anything else.",
+    ],
+)
