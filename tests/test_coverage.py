@@ -68,6 +68,7 @@ def test_modern_names():
         "torch.profiler.profile",
         "cProfile",
     ]
+    assert coverage.modern_names("torchmetrics.MeanMetric / a hand-written meter") == ["torchmetrics.MeanMetric"]
 
 
 def test_gate_counts_cpu_runs_shown_removed_rows_and_chapters_that_exist(tmp_path):

@@ -37,7 +37,7 @@ from typing import Any
 __all__ = ["Coverage", "add_command", "compute", "load_exclusions", "load_inventory", "load_records", "modern_names"]
 
 GATED = ("ok", "deprecated", "python")
-_MODERN = re.compile(r"\b(?:torch|torchvision|tqdm|PIL|numpy|matplotlib)(?:\.[A-Za-z_]\w*)+|\bcProfile\b")
+_MODERN = re.compile(r"\b(?:torch|torchvision|torchmetrics|tqdm|PIL|numpy|matplotlib)(?:\.[A-Za-z_]\w*)+|\bcProfile\b")
 
 
 def _data(name: str) -> str:

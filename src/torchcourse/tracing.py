@@ -750,6 +750,7 @@ class Tracer:
             raw.__set__(instance, value)
 
         has_set = hasattr(raw, "__set__") and not (isinstance(raw, property) and raw.fset is None)
+        torch.jit.unused(get)  # torch.jit.trace/script compile a Module's properties: not this one
         self._set(owner, attr, property(get, set_ if has_set else None, doc=getattr(raw, "__doc__", None)))
 
     def _instance_attribute(self, owner: type, attr: str, name: str) -> None:
@@ -775,6 +776,7 @@ class Tracer:
 
         if "__slots__" in vars(owner) and "__dict__" not in vars(owner).get("__slots__", ()):
             return
+        torch.jit.unused(get)  # torch.jit.trace/script compile a Module's properties: not this one
         self._set(owner, attr, property(get, set_, delete))
 
     def _hide_name(self, owner: Any, attr: str | None, name: str) -> None:

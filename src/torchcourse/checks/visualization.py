@@ -1,0 +1,666 @@
+"""Exercises of chapter 06 · Visualization (``exercises/06_visualization.ipynb``).
+
+Several answers here are not a returned tensor: a run written to disk, a progress bar, a meter
+object. :class:`VizExercise` lets such an exercise judge a case its own way (``judge``), reading
+the event files back with TensorBoard's ``EventAccumulator``, watching the bar's ``set_postfix``
+calls, or driving the meter through random ``add``/``value``/``reset`` sequences. tensorboard and
+tqdm are imported when a check runs, not when the module is imported.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .core import Case, Chapter, Exercise, Mismatch, call_answer, describe
+from .core import randint as _randint
+
+chapter = Chapter("06_visualization", "Visualization")
+
+Judge = Callable[[Callable[..., Any], Case], None]
+
+
+@dataclass
+class VizExercise(Exercise):
+    """An exercise whose cases are judged by a function of its own (files, bars, meters)."""
+
+    judge: Judge | None = None
+
+    def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
+        if self.judge is None:
+            super()._check_case(answer, case)
+        else:
+            self.judge(answer, case)
+
+
+def _declare(id: str, title: str, **options: Any) -> VizExercise:  # noqa: A002
+    return chapter.register(VizExercise(chapter, id, title, **options))
+
+
+def _uniform(generator: torch.Generator, low: float, high: float) -> float:
+    return float(torch.empty(()).uniform_(low, high, generator=generator))
+
+
+def _scratch(prefix: str) -> Path:
+    """A fresh folder for one case's event files, inside the session's temporary folder."""
+    from ..lesson import workdir
+
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=workdir()))
+
+
+def _read(logdir: Path) -> Any:
+    from ..tensorboard import read_run
+
+    return read_run(logdir)
+
+
+def _scalars(logdir: Path, tag: str) -> list[tuple[int, float]] | None:
+    """``(step, value)`` of ``tag`` in the run at ``logdir``; None when the run has no such tag."""
+    if not logdir.is_dir():
+        return None
+    run = _read(logdir)
+    if tag not in run.Tags()["scalars"]:
+        return None
+    return [(e.step, e.value) for e in run.Scalars(tag)]
+
+
+# --- q1 · 06.1 the step of the best validation loss, read back from the event files ---------------
+
+
+def _training_run(generator: torch.Generator, device: str) -> tuple[str, str]:
+    from torch.utils.tensorboard import SummaryWriter
+
+    logdir = _scratch("q1-run-")
+    every, epochs = _randint(generator, 2, 6), _randint(generator, 6, 16)
+    best = _randint(generator, epochs // 2 + 2, epochs)  # in the second half, never the last: the worst is the first
+    other = best - 1 - _randint(generator, 0, 2)  # the train loss bottoms out elsewhere (a wrong tag shows)
+    writer = SummaryWriter(logdir)
+    try:
+        for epoch in range(1, epochs + 1):
+            step = epoch * every
+            train = 0.3 + 0.02 * (epoch - other) ** 2 + _uniform(generator, 0.0, 0.005)
+            val = 0.5 + 0.03 * (epoch - best) ** 2 + _uniform(generator, 0.0, 0.02)
+            writer.add_scalar("loss/train", train, global_step=step)
+            writer.add_scalar("loss/val", val, global_step=step)
+            writer.add_scalar("lr", 0.1 * 0.9**epoch, global_step=step)
+    finally:
+        writer.close()
+    return str(logdir), "loss/val"
+
+
+def best_step(logdir: str, tag: str) -> int:
+    from ..tensorboard import read_run
+
+    events = read_run(logdir).Scalars(tag)
+    return min(events, key=lambda e: e.value).step
+
+
+def _judge_best_step(answer: Callable[..., Any], case: Case) -> None:
+    result = call_answer(answer, *case)
+    expected = best_step(*case)
+    if isinstance(result, torch.Tensor) or not isinstance(result, numbers.Integral) or isinstance(result, bool):
+        raise Mismatch(f"Return the step as a Python int; got {describe(result)}.")
+    result = int(result)
+    if result == expected:
+        return
+    events = _read(Path(case[0])).Scalars(case[1])
+    steps, values = [e.step for e in events], [e.value for e in events]
+    best_index = values.index(min(values))
+    if result == best_index:
+        raise Mismatch(
+            "You returned the position of the best value in the list, not its step: runs log every few "
+            "steps, so read `event.step` of the best event."
+        )
+    if result == steps[values.index(max(values))]:
+        raise Mismatch("That is the step of the largest value: the best loss is the smallest.")
+    if result == steps[-1]:
+        raise Mismatch("That is the last step logged: look for the step whose value is smallest.")
+    train = _scalars(Path(case[0]), "loss/train") or []
+    if train and result == min(train, key=lambda sv: sv[1])[0]:
+        raise Mismatch(f"You read another tag: use the `tag` argument ({case[1]!r}).")
+    if result in steps:
+        raise Mismatch("That step was logged, but its value is not the smallest.")
+    raise Mismatch("No event of that tag was logged at that step: read the steps from the events.")
+
+
+q1 = _declare(
+    "q1",
+    "The step of the best validation loss",
+    points=1,
+    reference=best_step,
+    inputs=_training_run,
+    judge=_judge_best_step,
+    on=["cpu"],
+    hints=[
+        "`tb.read_run(logdir)` (or `EventAccumulator(logdir, size_guidance={'scalars': 0}).Reload()`) "
+        "reads the run; `.Scalars(tag)` is a list of events with `.step` and `.value`.",
+        "The run logs every few steps, so the index of the best event is not its step: return `event.step` "
+        "of the event with the smallest `.value` (`min(events, key=...)`).",
+    ],
+)
+
+
+# --- q2 · 06.1/06.4 log a run so that TensorBoard shows train and val in one chart --------------
+
+
+def _history(generator: torch.Generator, device: str) -> tuple[str, list[dict[str, float]]]:
+    first = _randint(generator, 1, 4)
+    epochs = _randint(generator, 3, 9)
+    history = []
+    for epoch in range(first, first + epochs):
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": round(2.0 / epoch + _uniform(generator, 0.0, 0.1), 4),
+                "val_loss": round(2.2 / epoch + _uniform(generator, 0.0, 0.2), 4),
+                "lr": round(0.1 * 0.5 ** (epoch // 3), 6),
+            }
+        )
+    return str(_scratch("q2-log-")), history
+
+
+def log_history(logdir: str, history: list[dict[str, float]]) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(logdir) as writer:
+        for row in history:
+            epoch = row["epoch"]
+            writer.add_scalars("loss", {"train": row["train_loss"], "val": row["val_loss"]}, global_step=epoch)
+            writer.add_scalar("lr", row["lr"], global_step=epoch)
+
+
+def _float32(value: float) -> float:
+    return float(torch.tensor(value, dtype=torch.float32))
+
+
+def _judge_history(answer: Callable[..., Any], case: Case) -> None:
+    logdir, history = case
+    call_answer(answer, logdir, [dict(row) for row in history])
+    root = Path(logdir)
+    if not any(root.rglob("events.out.tfevents.*")):
+        raise Mismatch(
+            "No event file was written under logdir: create `SummaryWriter(logdir)` (not another folder) and "
+            "close it when done."
+        )
+    epochs = [row["epoch"] for row in history]
+    wanted = [
+        (root / "loss_train", "loss", "train_loss", "add_scalars('loss', {'train': ..., 'val': ...}, epoch)"),
+        (root / "loss_val", "loss", "val_loss", "add_scalars('loss', {'train': ..., 'val': ...}, epoch)"),
+        (root, "lr", "lr", "add_scalar('lr', lr, epoch)"),
+    ]
+    for folder, tag, key, call in wanted:
+        got = _scalars(folder, tag)
+        if got is None:
+            where = "the run itself" if folder == root else f"the sub-run {folder.name!r}"
+            raise Mismatch(f"{where.capitalize()} has no scalar {tag!r}: log {key} with `writer.{call}`.")
+        steps = [step for step, _ in got]
+        if steps != epochs:
+            if steps == list(range(len(epochs))):
+                raise Mismatch(
+                    f"{key} is logged at steps 0, 1, 2...: pass the epoch number (row['epoch']) as global_step."
+                )
+            raise Mismatch(f"{key} is logged at the wrong steps (or twice): one point per epoch, at its epoch.")
+        values = [value for _, value in got]
+        if values != [_float32(row[key]) for row in history]:
+            raise Mismatch(f"The steps of {key} are right but not its values: log row[{key!r}] at each epoch.")
+
+
+q2 = _declare(
+    "q2",
+    "Log train and val losses in one chart",
+    points=2,
+    reference=log_history,
+    inputs=_history,
+    judge=_judge_history,
+    on=["cpu"],
+    hints=[
+        "`writer.add_scalars('loss', {'train': a, 'val': b}, global_step)` draws both curves in one chart; "
+        "TensorBoard stores each key as a run of its own (the folders `loss_train` and `loss_val`).",
+        "Use `row['epoch']` as `global_step`, log `lr` with `add_scalar`, and close the writer "
+        "(`with SummaryWriter(logdir) as writer:` does it for you).",
+    ],
+)
+
+
+# --- q3 · 06.2/06.4 an image grid with a given number of rows ------------------------------------
+
+
+def _batch(generator: torch.Generator, device: str) -> tuple[torch.Tensor, int]:
+    while True:
+        per_row = _randint(generator, 2, 7)
+        n = _randint(generator, per_row + 1, 4 * per_row + 1)
+        rows = math.ceil(n / per_row)
+        if rows != per_row and math.ceil(n / math.ceil(n / rows)) == rows:
+            break
+    channels = 1 if _randint(generator, 0, 2) else 3
+    h, w = _randint(generator, 3, 7), _randint(generator, 3, 7)
+    return torch.rand(n, channels, h, w, generator=generator).to(device), rows
+
+
+def grid_with_rows(images: torch.Tensor, rows: int) -> torch.Tensor:
+    import torchvision
+
+    per_row = math.ceil(len(images) / rows)  # make_grid's nrow is the number of images in each row
+    return torchvision.utils.make_grid(images, nrow=per_row, padding=1, pad_value=1.0)
+
+
+def _make_grid(images: torch.Tensor, **options: Any) -> torch.Tensor:
+    import torchvision
+
+    return torchvision.utils.make_grid(images, **options)
+
+
+q3 = chapter.exercise(
+    "q3",
+    "An image grid with a given number of rows",
+    points=1,
+    reference=grid_with_rows,
+    inputs=_batch,
+    trials=4,
+    hints=[
+        "`torchvision.utils.make_grid(images, nrow=k)` puts **k images in each row**; it does not set the "
+        "number of rows.",
+        "For `rows` rows of `len(images)` images you need `ceil(len(images) / rows)` per row; add "
+        "`padding=1, pad_value=1.0` for the white 1-pixel border.",
+    ],
+    misconceptions=[
+        (
+            lambda images, rows: _make_grid(images, nrow=rows, padding=1, pad_value=1.0),
+            "`nrow` is the number of images in each row, not the number of rows (the notes' visdom and "
+            "make_grid comments say otherwise): compute how many images go in a row.",
+        ),
+        (
+            lambda images, rows: _make_grid(images, nrow=math.ceil(len(images) / rows), padding=1),
+            "The layout is right but the padding is black: pass pad_value=1.0 for a white border.",
+        ),
+        (
+            lambda images, rows: _make_grid(images, nrow=math.ceil(len(images) / rows), pad_value=1.0),
+            "The layout is right but the border is make_grid's default 2 pixels: pass padding=1.",
+        ),
+    ],
+)
+
+
+# --- q4 · 06.2 capture a layer's output with a forward hook --------------------------------------
+
+
+class _Net(nn.Module):
+    """A small convolutional net; its layers have names to ask for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.head = nn.Linear(6 * 4 * 4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.act(self.conv2(self.act(self.conv1(x)))))
+        return self.head(x.flatten(1))
+
+
+def _model_and_batch(generator: torch.Generator, device: str) -> tuple[nn.Module, str, torch.Tensor]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_randint(generator, 0, 2**31))
+        model = _Net().to(device)
+    layer = ("conv1", "conv2", "pool", "head")[_randint(generator, 0, 4)]
+    x = torch.randn(_randint(generator, 1, 5), 1, 8, 8, generator=generator).to(device)
+    return model, layer, x
+
+
+def capture(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
+    captured = []
+    handle = model.get_submodule(layer).register_forward_hook(lambda m, inputs, output: captured.append(output))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return captured[0]
+
+
+def _no_hooks_left(result: Any, case: Case) -> str | None:
+    model = case[0]
+    if any(module._forward_hooks for module in model.modules()):
+        return (
+            "The values are right, but a forward hook is still registered: every later forward pass will "
+            "run it. Keep the handle `register_forward_hook` returns and call `handle.remove()`."
+        )
+    if isinstance(result, torch.Tensor) and result.requires_grad:
+        return "The values are right, but the result is still attached to the graph: run the model under no_grad."
+    return None
+
+
+def _layer_input(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
+    captured = []
+    handle = model.get_submodule(layer).register_forward_hook(lambda m, inputs, output: captured.append(inputs[0]))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    return captured[0]
+
+
+def _model_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(x)
+
+
+q4 = chapter.exercise(
+    "q4",
+    "A layer's output, captured with a forward hook",
+    points=1,
+    reference=capture,
+    inputs=_model_and_batch,
+    trials=4,
+    properties=[_no_hooks_left],
+    hints=[
+        "`model.get_submodule(layer)` finds the layer by name; `layer.register_forward_hook(fn)` calls "
+        "`fn(module, inputs, output)` every time that layer runs.",
+        "Store `output` from inside the hook, run the model once under `torch.no_grad()`, then remove the "
+        "hook with the handle `register_forward_hook` returned.",
+    ],
+    misconceptions=[
+        (_model_output, "That is the model's output: return what the named layer produced (its hook's `output`)."),
+        (_layer_input, "That is the layer's input (`inputs[0]`): the hook's third argument is its output."),
+    ],
+)
+
+
+# --- q5 · 06.2/06.5 a confusion matrix from predictions ------------------------------------------
+
+
+def _predictions(generator: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    classes = _randint(generator, 3, 8)
+    n = _randint(generator, 6, 60)
+    present = classes - _randint(generator, 0, 2)  # about half the cases never see the last class
+    target = torch.randint(0, present, (n,), generator=generator)
+    noise = torch.randint(0, present, (n,), generator=generator)
+    predicted = torch.where(torch.rand(n, generator=generator) < 0.6, target, noise)
+    return predicted.to(device), target.to(device), classes
+
+
+def confusion_matrix(predicted: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    pairs = target * num_classes + predicted  # row: true class, column: predicted class
+    return torch.bincount(pairs, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+q5 = chapter.exercise(
+    "q5",
+    "A confusion matrix from predictions",
+    points=1,
+    reference=confusion_matrix,
+    inputs=_predictions,
+    trials=4,
+    hints=[
+        "Entry `[i, j]` counts the samples of true class `i` predicted as `j`: rows are the truth.",
+        "One `torch.bincount` over `target * num_classes + predicted`, with `minlength=num_classes**2` so "
+        "that classes nobody predicted still get their row and column, then `.view(num_classes, num_classes)`.",
+    ],
+    misconceptions=[
+        (
+            lambda p, t, c: confusion_matrix(t, p, c),
+            "Your matrix is transposed: rows must be the true class and columns the predicted class.",
+        ),
+    ],
+)
+
+
+# --- q6 · 06.3 a progress bar whose postfix shows the running mean ---------------------------------
+
+
+def _losses(generator: torch.Generator, device: str) -> tuple[list[float], type]:
+    n = _randint(generator, 5, 25)
+    quiet, _ = _recording_bar()  # the judge hands the answer a fresh one of these
+    return [round(2.0 / (i + 1) + _uniform(generator, 0.0, 0.5), 4) for i in range(n)], quiet
+
+
+def train_with_bar(losses: list[float], progress: Any) -> float:
+    bar = progress(losses, desc="train")
+    total = 0.0
+    for i, loss in enumerate(bar, start=1):
+        total += loss
+        bar.set_postfix(loss=total / i)
+    bar.close()
+    return total / len(losses)
+
+
+def _recording_bar() -> tuple[type, list[Any]]:
+    """A tqdm class that writes to a buffer and records every bar and every postfix it is given."""
+    import io
+
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    class Recorded(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["file"] = io.StringIO()
+            super().__init__(*args, **kwargs)
+            self.shown: list[tuple[int, Any]] = []
+            bars.append(self)
+
+        def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+            values = dict(ordered_dict or {}, **kwargs)
+            self.shown.append((self.n, values.get("loss", _MISSING)))
+            super().set_postfix(ordered_dict, refresh, **kwargs)
+
+        def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+            text = str(s)
+            value: Any = _MISSING
+            if "loss=" in text:
+                value = text.split("loss=", 1)[1].split(",")[0].strip()
+            self.shown.append((self.n, value))
+            super().set_postfix_str(s, refresh)
+
+    return Recorded, bars
+
+
+_MISSING = object()
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _judge_bar(answer: Callable[..., Any], case: Case) -> None:
+    losses = list(case[0])
+    progress, bars = _recording_bar()
+    result = call_answer(answer, list(losses), progress)
+    if not bars:
+        raise Mismatch("No progress bar was created: wrap the losses with `bar = progress(losses)` and loop over bar.")
+    bar = bars[0]
+    if bar.total != len(losses) or bar.n != len(losses):
+        raise Mismatch(
+            f"The bar counted {bar.n} of {bar.total} items for {len(losses)} losses: iterate over the bar itself "
+            "(`for loss in bar:`), all the way to the end."
+        )
+    shown = [(n, value) for n, value in bar.shown]
+    if len(shown) != len(losses):
+        raise Mismatch(
+            f"set_postfix was called {len(shown)} times for {len(losses)} batches: update it once per batch."
+        )
+    running = [sum(losses[:i]) / i for i in range(1, len(losses) + 1)]
+    overall = sum(losses) / len(losses)
+    numbers = [_as_number(value) for _, value in shown]
+    if any(number is None for number in numbers):
+        raise Mismatch("Show the running mean as `bar.set_postfix(loss=<a number>)` (the key is `loss`).")
+
+    def close(a: float, b: float) -> bool:
+        return math.isclose(a, b, rel_tol=2e-3, abs_tol=1e-4)
+
+    if not all(close(a, b) for a, b in zip(numbers, running, strict=True)):
+        if all(close(a, b) for a, b in zip(numbers, losses, strict=True)):
+            raise Mismatch("The bar shows each batch's own loss: show the mean of all losses seen so far.")
+        if all(close(a, overall) for a in numbers):
+            raise Mismatch("The bar shows the mean of every loss, including batches not seen yet: keep a running sum.")
+        sums = [sum(losses[:i]) for i in range(1, len(losses) + 1)]
+        if all(close(a, b) for a, b in zip(numbers, sums, strict=True)):
+            raise Mismatch("The bar shows the running sum: divide by the number of batches so far.")
+        if all(close(a, b) for a, b in zip(numbers[1:], running[:-1], strict=False)):
+            raise Mismatch("The postfix lags one batch behind: add the loss first, then set the postfix.")
+        raise Mismatch("The values in the postfix are not the running mean of the losses seen so far.")
+    if _as_number(result) is None or isinstance(result, torch.Tensor):
+        raise Mismatch(f"Return the final mean loss as a Python float; got {describe(result)}.")
+    if not close(float(result), overall):
+        raise Mismatch("The bar is right, but the value returned is not the mean of all the losses.")
+
+
+q6 = _declare(
+    "q6",
+    "A progress bar that shows the running mean loss",
+    points=1,
+    reference=train_with_bar,
+    inputs=_losses,
+    judge=_judge_bar,
+    on=["cpu"],
+    hints=[
+        "`bar = progress(losses)` is a tqdm bar over the losses; `for loss in bar:` counts each one.",
+        "Keep a running total; after adding each loss call `bar.set_postfix(loss=total / count)`. "
+        "Return `total / len(losses)` at the end.",
+    ],
+)
+
+
+# --- q7 · 06.5 torchnet's AverageValueMeter: add, value, reset -------------------------------------
+
+
+class AverageValueMeter:
+    """add(value, n=1) counts value n times; value() is (mean, unbiased std); reset() empties it."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.n, self.sum, self.squares = 0, 0.0, 0.0
+
+    def add(self, value: Any, n: int = 1) -> None:
+        value = float(value)
+        self.n, self.sum, self.squares = self.n + n, self.sum + value * n, self.squares + value * value * n
+
+    def value(self) -> tuple[float, float]:
+        mean = self.sum / self.n if self.n else math.nan
+        if self.n < 2:
+            return mean, math.nan
+        return mean, math.sqrt(max(self.squares - self.n * mean * mean, 0.0) / (self.n - 1))
+
+
+def make_meter() -> Any:
+    return AverageValueMeter()
+
+
+def _new_meter(*_case: Any) -> AverageValueMeter:
+    """The reference: a fresh meter (the case, a sequence of operations, is what the judge plays)."""
+    return AverageValueMeter()
+
+
+def _operations(generator: torch.Generator, device: str) -> tuple[list[tuple[str, Any, int]]]:
+    ops: list[tuple[str, Any, int]] = [("value", None, 0)]  # an empty meter first
+    for _ in range(_randint(generator, 6, 16)):
+        kind = _randint(generator, 0, 10)
+        if kind == 0 and len(ops) > 3:
+            ops.append(("reset", None, 0))
+        else:
+            value: Any = round(_uniform(generator, -1.0, 3.0), 3)
+            if kind == 1:
+                value = torch.tensor(value)  # a loss straight from a loss function
+            ops.append(("add", value, _randint(generator, 1, 5) if kind < 6 else 1))
+        ops.append(("value", None, 0))
+    return (ops,)
+
+
+def _describe_ops(ops: list[tuple[str, Any, int]], upto: int) -> str:
+    parts = []
+    for name, value, n in ops[: upto + 1]:
+        if name == "add":
+            shown = f"tensor({float(value):g})" if isinstance(value, torch.Tensor) else f"{value:g}"
+            parts.append(f"add({shown})" if n == 1 else f"add({shown}, n={n})")
+        elif name == "reset":
+            parts.append("reset()")
+    return "meter = make_meter(); " + "; ".join(parts + ["value()"])
+
+
+def _judge_meter(answer: Callable[..., Any], case: Case) -> None:
+    (ops,) = case
+    meter = call_answer(answer)
+    for attr in ("add", "value", "reset"):
+        if not callable(getattr(meter, attr, None)):
+            raise Mismatch(f"make_meter() returned {describe(meter)}, which has no {attr}() method.")
+    reference = AverageValueMeter()
+    for i, (name, value, n) in enumerate(ops):
+        try:
+            if name == "add":
+                given = value.clone() if isinstance(value, torch.Tensor) else value
+                if n == 1:
+                    meter.add(given)
+                else:
+                    meter.add(given, n)
+                reference.add(value, n)
+            elif name == "reset":
+                meter.reset()
+                reference.reset()
+            else:
+                got = meter.value()
+        except Exception as error:  # the learner's method raised: that is feedback
+            raise Mismatch(f"{_describe_ops(ops, i)} raised {type(error).__name__}: {error}") from None
+        if name != "value":
+            continue
+        want = reference.value()
+        where = _describe_ops(ops, i)
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise Mismatch(f"value() must return a tuple (mean, std); after `{where}` it returned {describe(got)}.")
+        for label, g, w in (("mean", got[0], want[0]), ("std", got[1], want[1])):
+            if isinstance(g, torch.Tensor) or _as_number(g) is None:
+                raise Mismatch(f"value() must return Python floats; the {label} after `{where}` is {describe(g)}.")
+            g = float(g)
+            if math.isnan(w) != math.isnan(g) or not (math.isnan(w) or math.isclose(g, w, rel_tol=1e-6, abs_tol=1e-9)):
+                raise Mismatch(f"After `{where}` the {label} is wrong. {_meter_advice(label, g, w, reference)}")
+
+
+def _meter_advice(label: str, got: float, want: float, reference: AverageValueMeter) -> str:
+    if math.isnan(want):
+        if reference.n == 0:
+            return "An empty meter (new, or just reset) has no mean: return (nan, nan)."
+        return "One value has no sample standard deviation: return nan when fewer than two values were added."
+    if math.isnan(got):
+        return "Values were added, so it is a number, not nan."
+    if label == "std" and reference.n > 1:
+        population = want * math.sqrt((reference.n - 1) / reference.n)
+        if math.isclose(got, population, rel_tol=1e-6, abs_tol=1e-9):
+            return "That is the population standard deviation: divide by n - 1 (the unbiased estimate, as torch.std)."
+    return "Check that add(value, n) counts the value n times, and that reset() clears every running total."
+
+
+q7 = _declare(
+    "q7",
+    "torchnet's AverageValueMeter, by hand",
+    points=2,
+    reference=_new_meter,
+    inputs=_operations,
+    judge=_judge_meter,
+    on=["cpu"],
+    trials=4,
+    solution_code=inspect.getsource(AverageValueMeter) + "\n\n" + inspect.getsource(make_meter),
+    hints=[
+        "Keep three running totals: how many values (n), their sum, and the sum of their squares. "
+        "`add(value, n)` adds `n`, `value * n` and `value**2 * n`; `reset()` sets all three to zero.",
+        "mean = sum / n; the unbiased std is `sqrt((squares - n * mean**2) / (n - 1))`. With no values return "
+        "(nan, nan); with one, (mean, nan). `float(value)` accepts a float or a one-element tensor.",
+    ],
+)
