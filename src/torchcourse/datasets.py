@@ -21,7 +21,9 @@ from torch.utils.data import Dataset
 __all__ = [
     "SHAPES",
     "CountingDataset",
+    "FlipImages",
     "NoiseDataset",
+    "OwnGeneratorNoise",
     "SharedCountingDataset",
     "WhoLoadedMe",
     "draw_shape",
