@@ -357,30 +357,28 @@ def _judge_worker_init(answer: Callable[..., Any], case: Case) -> None:
     (seed,) = case
     try:
         run = _run_workers(answer, seed)
-        again = _run_workers(answer, seed)
-        other = _run_workers(answer, seed + 1)
+        worker0, worker1 = run[[0, 2]], run[[1, 3]]  # batch i comes from worker i % 2
+        if torch.equal(worker0, worker1):
+            raise Mismatch(
+                "Both workers produced the same numbers: the dataset's own rng is still the same in every "
+                "worker. Replace get_worker_info().dataset.rng with a generator seeded differently per worker."
+            )
+        if not torch.equal(run, _run_workers(answer, seed)):
+            raise Mismatch(
+                "Two runs with the same loader seed gave different numbers: seed from get_worker_info().seed, "
+                "which the loader derives from its generator, not from the time or an unseeded source."
+            )
+        if torch.equal(run, _run_workers(answer, seed + 1)):
+            raise Mismatch(
+                "The numbers do not change with the loader's seed: seeding from the worker id alone repeats "
+                "every epoch and every run. Use get_worker_info().seed."
+            )
     except (Mismatch, NotAttempted):
         raise
     except Exception as error:
         raise Mismatch(
             f"The loader failed with your worker_init_fn: {type(error).__name__}: {_first_line(error)}"
         ) from None
-    worker0, worker1 = run[[0, 2]], run[[1, 3]]  # batch i comes from worker i % 2
-    if torch.equal(worker0, worker1):
-        raise Mismatch(
-            "Both workers produced the same numbers: the dataset's own rng is still the same in every "
-            "worker. Replace get_worker_info().dataset.rng with a generator seeded differently per worker."
-        )
-    if not torch.equal(run, again):
-        raise Mismatch(
-            "Two runs with the same loader seed gave different numbers: seed from get_worker_info().seed, "
-            "which the loader derives from its generator, not from the time or an unseeded source."
-        )
-    if torch.equal(run, other):
-        raise Mismatch(
-            "The numbers do not change with the loader's seed: seeding from the worker id alone repeats "
-            "every epoch and every run. Use get_worker_info().seed."
-        )
 
 
 q4 = _declare(
