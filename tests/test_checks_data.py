@@ -20,6 +20,9 @@ from torchvision.transforms import v2
 from torchcourse.checks import data
 from torchcourse.checks.core import Status
 
+# torchvision 0.29 deprecates its image decoders (for TorchCodec); one accepted answer uses decode_image.
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
+
 
 def accepted(exercise, answer) -> None:
     outcome = exercise.grade(answer)
