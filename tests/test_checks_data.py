@@ -1,0 +1,587 @@
+"""Chapter 04 · Data: every reference passes, typical wrong answers get the right feedback, and
+other correct answers are accepted."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from grading import rejected
+from PIL import Image
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader, Dataset, RandomSampler, get_worker_info
+from torchvision import transforms
+from torchvision.transforms import v2
+
+from torchcourse.checks import data
+from torchcourse.checks.core import Status
+
+# torchvision 0.29 deprecates its image decoders (for TorchCodec); one accepted answer uses decode_image.
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
+
+
+def accepted(exercise, answer) -> None:
+    outcome = exercise.grade(answer)
+    assert outcome.status is Status.CORRECT, outcome.message
+
+
+@pytest.mark.parametrize("ex", list(data.chapter.exercises.values()), ids=lambda ex: ex.id)
+def test_reference_passes(ex):
+    accepted(ex, ex.reference)
+
+
+def test_chapter_has_at_least_eight_exercises_in_order():
+    assert len(data.chapter.exercises) >= 8
+    assert list(data.chapter.exercises) == [f"q{i}" for i in range(1, len(data.chapter.exercises) + 1)]
+
+
+# --- q1 · a Dataset over a folder with a label file ----------------------------------------------
+
+
+def _rows(root):
+    with open(Path(root) / "labels.csv", newline="") as f:
+        return list(csv.reader(f))
+
+
+class WithHeader(Dataset):
+    def __init__(self, root):
+        self.root, self.rows = Path(root), _rows(root)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return transforms.ToTensor()(Image.open(self.root / self.rows[i][0]).convert("RGB")), int(self.rows[i][1])
+
+
+class Sorted(data.LabelledImages):
+    def __init__(self, root):
+        super().__init__(root)
+        self.rows = sorted(self.rows)
+
+
+class StringLabels(data.LabelledImages):
+    def __getitem__(self, i):
+        image, label = super().__getitem__(i)
+        return image, str(label)
+
+
+class HWC(data.LabelledImages):
+    def __getitem__(self, i):
+        image, label = super().__getitem__(i)
+        return image.permute(1, 2, 0), label
+
+
+class NoConvert(data.LabelledImages):
+    def __getitem__(self, i):
+        name, label = self.rows[i]
+        return transforms.ToTensor()(Image.open(self.root / name)), label
+
+
+class Uint8(data.LabelledImages):
+    def __getitem__(self, i):
+        name, label = self.rows[i]
+        return transforms.PILToTensor()(Image.open(self.root / name).convert("RGB")), label
+
+
+def test_q1_header_counted_as_a_sample():
+    rejected(data.q1, WithHeader, "header")
+
+
+def test_q1_sorted_instead_of_file_order():
+    rejected(data.q1, Sorted, "order of the rows in labels.csv")
+
+
+def test_q1_string_labels():
+    rejected(data.q1, StringLabels, "int(")
+
+
+def test_q1_hwc_images():
+    rejected(data.q1, HWC, "CHW")
+
+
+def test_q1_grey_files_not_converted():
+    rejected(data.q1, NoConvert, "convert('RGB')")
+
+
+def test_q1_uint8_images():
+    rejected(data.q1, Uint8, "dtype")
+
+
+class ReadsWithPandasStyle(Dataset):
+    """Another correct answer: DictReader, decode_image and a float conversion."""
+
+    def __init__(self, root):
+        self.root = root
+        with open(os.path.join(root, "labels.csv"), newline="") as f:
+            self.items = [(row["filename"], int(row["label"])) for row in csv.DictReader(f)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        from torchvision.io import ImageReadMode, decode_image
+
+        name, label = self.items[i]
+        return decode_image(os.path.join(self.root, name), mode=ImageReadMode.RGB).float() / 255, label
+
+
+def make_dataset(root):
+    """A function returning a Dataset is a correct answer too (v2 pipeline)."""
+    rows = _rows(root)[1:]
+    pipeline = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+
+    class Items(Dataset):
+        def __len__(self):
+            return len(rows)
+
+        def __getitem__(self, i):
+            image = pipeline(Image.open(Path(root) / rows[i][0]).convert("RGB"))
+            return image.as_subclass(torch.Tensor), int(rows[i][1])
+
+    return Items()
+
+
+class ListItems(data.LabelledImages):
+    def __getitem__(self, i):
+        return list(super().__getitem__(i))
+
+
+@pytest.mark.parametrize("answer", [ReadsWithPandasStyle, make_dataset, ListItems])
+def test_q1_other_correct_answers(answer):
+    accepted(data.q1, answer)
+
+
+# --- q2 · a collate_fn that pads and returns lengths --------------------------------------------
+
+
+def test_q2_time_first():
+    rejected(data.q2, lambda s: (pad_sequence([x for x, _ in s]), *data.pad_collate(s)[1:]), "batch_first=True")
+
+
+def test_q2_padded_lengths():
+    def padded_lengths(samples):
+        padded, _, labels = data.pad_collate(samples)
+        return padded, torch.full((len(samples),), padded.shape[1]), labels
+
+    rejected(data.q2, padded_lengths, "own length")
+
+
+def test_q2_lengths_as_a_list():
+    def as_list(samples):
+        padded, lengths, labels = data.pad_collate(samples)
+        return padded, lengths.tolist(), labels
+
+    rejected(data.q2, as_list, "item 1", "torch.Tensor")
+
+
+def test_q2_padding_with_ones():
+    def ones(samples):
+        sequences = [x for x, _ in samples]
+        return pad_sequence(sequences, batch_first=True, padding_value=1.0), *data.pad_collate(samples)[1:]
+
+    rejected(data.q2, ones, "item 0", "values differ")
+
+
+def _by_hand(samples):
+    longest = max(len(x) for x, _ in samples)
+    features = samples[0][0].shape[1]
+    padded = samples[0][0].new_zeros(len(samples), longest, features)
+    for i, (x, _) in enumerate(samples):
+        padded[i, : len(x)] = x
+    return padded, torch.tensor([len(x) for x, _ in samples]), torch.tensor([y for _, y in samples])
+
+
+def _padded_with_f_pad(samples):
+    longest = max(len(x) for x, _ in samples)
+    padded = torch.stack([torch.nn.functional.pad(x, (0, 0, 0, longest - len(x))) for x, _ in samples])
+    lengths = torch.tensor([len(x) for x, _ in samples], dtype=torch.int64)
+    return padded, lengths, torch.as_tensor([y for _, y in samples])
+
+
+def _list_result(samples):
+    return list(data.pad_collate(samples))
+
+
+@pytest.mark.parametrize("answer", [_by_hand, _padded_with_f_pad, _list_result])
+def test_q2_other_correct_answers(answer):
+    accepted(data.q2, answer)
+
+
+# --- q3 · balanced sampling weights --------------------------------------------------------------
+
+
+def test_q3_inverse_weights():
+    rejected(data.q3, lambda labels: torch.bincount(labels)[labels].double(), "not drawn equally often")
+
+
+def test_q3_equal_weights():
+    rejected(data.q3, lambda labels: torch.ones(len(labels), device=labels.device), "All your weights are equal")
+
+
+def test_q3_per_class_weights():
+    rejected(data.q3, lambda labels: 1.0 / torch.bincount(labels).double(), "one weight per sample")
+
+
+def test_q3_integer_division():
+    rejected(data.q3, lambda labels: 1 // torch.bincount(labels)[labels], "floating point")
+
+
+def test_q3_zero_weight():
+    def zero(labels):
+        w = data.balanced_weights(labels)
+        w[0] = 0
+        return w
+
+    rejected(data.q3, zero, "positive")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda labels: len(labels) / torch.bincount(labels)[labels].float(),
+        lambda labels: torch.tensor([1 / (labels == y).sum().item() for y in labels], device=labels.device),
+        lambda labels: (1.0 / torch.bincount(labels).double())[labels] / 7,
+    ],
+)
+def test_q3_other_correct_answers(answer):
+    accepted(data.q3, answer)
+
+
+# --- q4 · worker_init_fn --------------------------------------------------------------------------
+
+
+def _constant(worker_id):
+    get_worker_info().dataset.rng = np.random.default_rng(0)
+
+
+def _by_worker_id(worker_id):
+    get_worker_info().dataset.rng = np.random.default_rng(worker_id)
+
+
+def _global_numpy(worker_id):
+    np.random.seed(get_worker_info().seed % 2**32)  # seeds NumPy's global RNG, not the dataset's
+
+
+def _unseeded(worker_id):
+    get_worker_info().dataset.rng = np.random.default_rng()  # fresh entropy: never reproducible
+
+
+def test_q4_constant_seed():
+    rejected(data.q4, _constant, "same numbers")
+
+
+def test_q4_worker_id_only():
+    rejected(data.q4, _by_worker_id, "do not change with the loader's seed")
+
+
+def test_q4_global_numpy_seed():
+    rejected(data.q4, _global_numpy, "same numbers")
+
+
+def test_q4_unseeded_generator():
+    rejected(data.q4, _unseeded, "same loader seed gave different numbers")
+
+
+def _mod_seed(worker_id):
+    info = get_worker_info()
+    info.dataset.rng = np.random.default_rng(info.seed % 2**32)
+
+
+def _pcg(worker_id):
+    info = get_worker_info()
+    info.dataset.rng = np.random.Generator(np.random.PCG64(info.seed))
+
+
+def _sequence_seed(worker_id):
+    info = get_worker_info()
+    info.dataset.rng = np.random.default_rng([info.id, info.seed])
+
+
+@pytest.mark.parametrize("answer", [_mod_seed, _pcg, _sequence_seed])
+def test_q4_other_correct_answers(answer):
+    accepted(data.q4, answer)
+
+
+# --- q5 · Normalize statistics --------------------------------------------------------------------
+
+
+def test_q5_mean_of_batch_means():
+    rejected(data.q5, data._mean_of_batch_means, "averaged the batch means")
+
+
+def test_q5_unbiased_std():
+    rejected(data.q5, data._unbiased, "population standard deviation")
+
+
+def test_q5_mean_of_batch_stds():
+    rejected(data.q5, data._mean_of_batch_stds, "averaged the batch standard deviations")
+
+
+def test_q5_float32_results():
+    rejected(data.q5, lambda batches: tuple(t.float() for t in data.channel_stats(batches)), "dtype")
+
+
+def _concatenated(batches):
+    x = torch.cat(list(batches)).double()
+    return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3), correction=0)
+
+
+def _welford_like(batches):
+    count, mean, m2 = 0, 0.0, 0.0
+    for batch in batches:
+        x = batch.double().transpose(0, 1).reshape(batch.shape[1], -1)
+        n = x.shape[1]
+        batch_mean = x.mean(1)
+        delta = batch_mean - mean
+        total = count + n
+        mean = mean + delta * n / total
+        m2 = m2 + ((x - batch_mean[:, None]) ** 2).sum(1) + delta**2 * count * n / total
+        count = total
+    return mean, (m2 / count).sqrt()
+
+
+def _variance_form(batches):
+    mean, std = data.channel_stats(batches)
+    return [mean, std.pow(2).sqrt()]
+
+
+@pytest.mark.parametrize("answer", [_concatenated, _welford_like, _variance_form])
+def test_q5_other_correct_answers(answer):
+    accepted(data.q5, answer)
+
+
+# --- q6 · transform pipeline ----------------------------------------------------------------------
+
+
+def _square_resize(crop):
+    return transforms.Compose([transforms.Grayscale(), transforms.Resize((crop + 4, crop + 4)),
+                               transforms.CenterCrop(crop), transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
+
+
+def _no_normalize(crop):
+    return transforms.Compose([transforms.Grayscale(), transforms.Resize(crop + 4), transforms.CenterCrop(crop),
+                               transforms.ToTensor()])
+
+
+def _crop_then_resize(crop):
+    return transforms.Compose([transforms.Grayscale(), transforms.CenterCrop(crop), transforms.Resize(crop + 4),
+                               transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
+
+
+def _normalize_first(crop):
+    return transforms.Compose([transforms.Normalize([0.5], [0.5]), transforms.Grayscale(), transforms.ToTensor()])
+
+
+def _colour(crop):
+    return transforms.Compose([transforms.Resize(crop + 4), transforms.CenterCrop(crop), transforms.ToTensor(),
+                               transforms.Normalize([0.5] * 3, [0.5] * 3)])
+
+
+def test_q6_square_resize_distorts():
+    rejected(data.q6, _square_resize, "Resize with one int")
+
+
+def test_q6_missing_normalize():
+    rejected(data.q6, _no_normalize, "[-1, 1]")
+
+
+def test_q6_crop_before_resize():
+    rejected(data.q6, _crop_then_resize, "wrong shape")
+
+
+def test_q6_normalize_on_a_pil_image():
+    rejected(data.q6, _normalize_first, "raised", "before ToTensor")
+
+
+def test_q6_three_channels():
+    rejected(data.q6, _colour, "wrong shape")
+
+
+def _v2(crop):
+    return v2.Compose([v2.Grayscale(), v2.Resize(crop + 4), v2.CenterCrop(crop), v2.ToImage(),
+                       v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5], [0.5])])
+
+
+def _tensor_first(crop):
+    return transforms.Compose([transforms.ToTensor(), transforms.Grayscale(), transforms.Resize(crop + 4),
+                               transforms.CenterCrop(crop), transforms.Normalize([0.5], [0.5])])
+
+
+def _lambda_pipeline(crop):
+    def apply(image):
+        image = transforms.functional.center_crop(transforms.functional.resize(image.convert("L"), crop + 4), crop)
+        return transforms.functional.to_tensor(image) * 2 - 1
+
+    return apply
+
+
+@pytest.mark.parametrize("answer", [_v2, _tensor_first, _lambda_pipeline])
+def test_q6_other_correct_answers(answer):
+    accepted(data.q6, answer)
+
+
+# --- q7 · numeric class order ---------------------------------------------------------------------
+
+
+def test_q7_string_order():
+    rejected(data.q7, data._string_order, "string order")
+
+
+def test_q7_files_as_classes():
+    rejected(data.q7, data._with_files, "not a class")
+
+
+def test_q7_imagefolder_default():
+    from torchvision.datasets.folder import find_classes
+
+    rejected(data.q7, find_classes, "string order")
+
+
+def test_q7_one_based_indices():
+    def one_based(root):
+        classes, _ = data.numeric_classes(root)
+        return classes, {c: i + 1 for i, c in enumerate(classes)}
+
+    rejected(data.q7, one_based, "item 1")
+
+
+def _imagefolder_subclass(root):
+    from torchvision.datasets import ImageFolder
+
+    class Numeric(ImageFolder):
+        def find_classes(self, directory):
+            return data.numeric_classes(directory)
+
+    folder = Numeric(root, loader=lambda p: p, is_valid_file=lambda p: True)
+    return folder.classes, folder.class_to_idx
+
+
+def _pathlib(root):
+    classes = [p.name for p in sorted((p for p in Path(root).iterdir() if p.is_dir()), key=lambda p: int(p.name))]
+    return classes, dict(zip(classes, range(len(classes)), strict=True))
+
+
+def _padded_sort(root):
+    names = [n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n))]
+    classes = sorted(names, key=lambda n: n.zfill(10))
+    return classes, {c: classes.index(c) for c in classes}
+
+
+@pytest.mark.parametrize("answer", [_imagefolder_subclass, _pathlib, _padded_sort])
+def test_q7_other_correct_answers(answer):
+    accepted(data.q7, answer)
+
+
+# --- q8 · reproducible loader ---------------------------------------------------------------------
+
+
+def test_q8_keeps_the_short_batch():
+    rejected(data.q8, lambda d, b, s: DataLoader(d, b, shuffle=True, generator=torch.Generator().manual_seed(s)),
+             "drop_last=True")
+
+
+def test_q8_global_seed():
+    def global_seed(d, b, s):
+        torch.manual_seed(s)
+        return DataLoader(d, b, shuffle=True, drop_last=True)
+
+    state = torch.get_rng_state()
+    rejected(data.q8, global_seed, "reseeds the global random number generator")
+    assert torch.equal(torch.get_rng_state(), state), "the check must restore the global RNG"
+
+
+def test_q8_shuffle_without_generator():
+    rejected(data.q8, lambda d, b, s: DataLoader(d, b, shuffle=True, drop_last=True), "global RNG")
+
+
+def test_q8_no_shuffle():
+    rejected(data.q8, lambda d, b, s: DataLoader(d, b, drop_last=True), "in order")
+
+
+def test_q8_seed_ignored():
+    rejected(data.q8, lambda d, b, s: DataLoader(d, b, shuffle=True, drop_last=True,
+                                                 generator=torch.Generator().manual_seed(0)), "does not depend")
+
+
+def test_q8_same_order_every_epoch():
+    def fixed(d, b, s):
+        order = torch.randperm(len(d), generator=torch.Generator().manual_seed(s)).tolist()
+        return DataLoader(d, b, sampler=order, drop_last=True)
+
+    rejected(data.q8, fixed, "Every epoch has the same order")
+
+
+def test_q8_not_a_loader():
+    rejected(data.q8, lambda d, b, s: list(data.make_loader(d, b, s)), "DataLoader")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda d, b, s: DataLoader(d, batch_size=b, drop_last=True,
+                                   sampler=RandomSampler(d, generator=torch.Generator().manual_seed(s))),
+        lambda d, b, s: DataLoader(d, b, True, drop_last=True, generator=torch.Generator().manual_seed(s + 12345)),
+        lambda d, b, s: DataLoader(d, b, shuffle=True, drop_last=True, num_workers=0,
+                                   generator=torch.Generator().manual_seed(s * 3 + 1)),
+    ],
+)
+def test_q8_other_correct_answers(answer):
+    accepted(data.q8, answer)
+
+
+# --- q9 · IDX files -------------------------------------------------------------------------------
+
+
+def test_q9_little_endian_dims():
+    def little(path, array):
+        array = array.cpu()
+        header = bytes([0, 0, 8, array.dim()]) + b"".join(int(d).to_bytes(4, "little") for d in array.shape)
+        Path(path).write_bytes(header + array.numpy().tobytes())
+
+    rejected(data.q9, little, "big-endian")
+
+
+def test_q9_no_header():
+    rejected(data.q9, lambda path, array: Path(path).write_bytes(array.cpu().numpy().tobytes()), "bytes")
+
+
+def test_q9_wrong_type_code():
+    def int32(path, array):
+        array = array.cpu()
+        header = bytes([0, 0, 0x0C, array.dim()]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+        Path(path).write_bytes(header + array.numpy().tobytes())
+
+    rejected(data.q9, int32, "magic number")
+
+
+def test_q9_torch_save():
+    rejected(data.q9, lambda path, array: torch.save(array, path), "bytes")
+
+
+def _numpy_header(path, array):
+    a = array.cpu().numpy()
+    with open(path, "wb") as f:
+        f.write(np.array([0, 0, 8, a.ndim], dtype=np.uint8).tobytes())
+        f.write(np.array(a.shape, dtype=">i4").tobytes())
+        f.write(a.tobytes())
+
+
+def _struct(path, array):
+    import struct
+
+    a = array.cpu().contiguous()
+    Path(path).write_bytes(struct.pack(f">HBB{a.dim()}I", 0, 8, a.dim(), *a.shape) + bytes(a.flatten().tolist()))
+
+
+def _transposed_then_back(path, array):
+    data.write_idx(path, array.cpu().t().t() if array.dim() == 1 else array.cpu().transpose(1, 2).transpose(1, 2))
+
+
+@pytest.mark.parametrize("answer", [_numpy_header, _struct, _transposed_then_back])
+def test_q9_other_correct_answers(answer):
+    accepted(data.q9, answer)
