@@ -36,11 +36,10 @@ INSTALL = (
     "  (Playwright itself comes with `make install`; never `playwright install`.)"
 )
 SERVER_START_S = 120
-# JupyterLab settings for a test run: no autosave (nothing is ever written back), every cell in the DOM
-# (the test reads outputs anywhere in a notebook), no news or update checks (no network).
+# JupyterLab settings for a test run: no autosave (nothing is ever written back), no news or update
+# checks (no network). Everything else is as a learner gets it.
 SETTINGS = {
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                         "checkForUpdates": False},
 }

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
 import pytest
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
 LESSONS = sorted((ROOT / "notebooks").glob("*/*.ipynb"))
@@ -133,11 +135,25 @@ def _committed_text_output(path: Path) -> tuple[int, str]:
 
 
 def _close_discarding(page) -> None:
-    """Close the current tab with its close icon; discard the changes (the test never saves)."""
+    """Close the current tab with its close icon, discarding any change (the test never saves)."""
+    dirty = _state(page)["dirty"]
     page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").click()
-    discard = page.locator(".jp-Dialog button", has_text="Discard")
-    discard.click()
-    discard.wait_for(state="detached")
+    if dirty:
+        discard = page.locator(".jp-Dialog button", has_text="Discard")
+        discard.click()
+        discard.wait_for(state="detached")
+
+
+@contextmanager
+def _closing_tab(page, shots: Path, name: str):
+    """Close the current tab afterwards (discarding); on a failure, screenshot it first."""
+    try:
+        yield
+    except BaseException:
+        _shot(page, shots, f"FAILED-{name}")
+        raise
+    finally:
+        _close_discarding(page)
 
 
 def _open_link(page, text: str) -> None:
@@ -151,7 +167,7 @@ def _open_link(page, text: str) -> None:
 def test_course_home_opens_rendered_with_the_course_kernel(page, shots):
     state = _wait_open(page, Path("index.ipynb"))
     assert state["kernelName"] == "Python (torchcourse)", state["kernelName"]
-    assert page.locator(".jp-MarkdownOutput h2", has_text="Start here").first.is_visible()
+    expect(page.locator(".jp-MarkdownOutput h2", has_text="Start here").first).to_be_visible()
     contents = page.locator(".jp-MarkdownOutput a[href*='.ipynb']")
     assert contents.count() >= len(LESSONS)
     assert not state["dirty"], "the course home opened modified"
@@ -164,24 +180,26 @@ def test_a_lesson_runs_all_from_the_course_home(page, shots):
     state = _wait_open(page, RUN_LESSON)
     assert state["kernelName"] == "Python (torchcourse)"
     assert not state["dirty"], f"{RUN_LESSON} opened modified"
-    _menu(page, "Edit", "Clear Outputs of All Cells")
-    _menu(page, "Run", "Run All Cells")
-    state = _wait_idle(page)
-    _shot(page, shots, "02-lesson-run-all")
-    errors = [(c["index"], c["errors"]) for c in state["cells"] if c["errors"]]
-    assert not errors, f"{RUN_LESSON}: cells raised in the browser: {errors}"
-    assert not state["dialogs"], state["dialogs"]
-    unrun = [c["index"] for c in state["cells"] if c["type"] == "code" and c["count"] is None]
-    assert not unrun, f"{RUN_LESSON}: cells that did not run: {unrun}"
-    index, text = _committed_text_output(RUN_LESSON)
-    output = _cells(page, state).nth(index).locator(".jp-OutputArea-output").first
-    output.scroll_into_view_if_needed()
-    assert output.is_visible() and " ".join(text.split()) in " ".join(output.inner_text().split())
-    figure = page.locator(f"#{state['id']} .jp-OutputArea-output img").first
-    figure.scroll_into_view_if_needed()
-    assert figure.is_visible() and figure.evaluate("img => img.naturalWidth > 100"), "no figure rendered"
-    _shot(page, shots, "03-lesson-figure")
-    _close_discarding(page)
+    with _closing_tab(page, shots, "lesson-run-all"):
+        _menu(page, "Edit", "Clear Outputs of All Cells")
+        _menu(page, "Run", "Run All Cells")
+        state = _wait_idle(page)
+        _shot(page, shots, "02-lesson-run-all")
+        errors = [(c["index"], c["errors"]) for c in state["cells"] if c["errors"]]
+        assert not errors, f"{RUN_LESSON}: cells raised in the browser: {errors}"
+        assert not state["dialogs"], state["dialogs"]
+        unrun = [c["index"] for c in state["cells"] if c["type"] == "code" and c["count"] is None]
+        assert not unrun, f"{RUN_LESSON}: cells that did not run: {unrun}"
+        index, text = _committed_text_output(RUN_LESSON)
+        output = _cells(page, state).nth(index).locator(".jp-OutputArea-output").first
+        output.scroll_into_view_if_needed()
+        expect(output).to_be_visible()
+        expect(output).to_contain_text(re.compile(r"\s+".join(map(re.escape, text.split()))))
+        figure = page.locator(f"#{state['id']} .jp-OutputArea-output img").first
+        figure.scroll_into_view_if_needed()
+        expect(figure).to_be_visible()
+        assert figure.evaluate("img => img.complete && img.naturalWidth > 100"), "the figure did not render"
+        _shot(page, shots, "03-lesson-figure")
 
 
 def test_an_exercise_gives_styled_feedback(page, shots):
@@ -196,14 +214,14 @@ def test_an_exercise_gives_styled_feedback(page, shots):
     page.keyboard.press("Shift+Enter")
     _wait_idle(page)
     answer, check = cells.nth(3), cells.nth(4)
-    assert "to_unit_float" in answer.inner_text() and "q1.check" in check.inner_text()
+    assert "to_unit_float" in answer.text_content() and "q1.check" in check.text_content()
 
     _type_cell(page, answer, "def to_unit_float(images):\n    return images.float()")  # forgot to scale
     page.keyboard.press("Shift+Enter")
     page.keyboard.press("Shift+Enter")
     _wait_idle(page)
     verdict = check.locator(".jp-OutputArea-output b", has_text="Incorrect")
-    assert verdict.is_visible(), check.inner_text()
+    expect(verdict).to_be_visible()
     red, green, blue = _rgb(verdict)
     assert red > 150 and red > green + 60 and red > blue + 60, f"Incorrect is not shown in red: {(red, green, blue)}"
     _shot(page, shots, "04-exercise-incorrect")
@@ -214,40 +232,43 @@ def test_an_exercise_gives_styled_feedback(page, shots):
     page.keyboard.press("Shift+Enter")
     _wait_idle(page)
     verdict = check.locator(".jp-OutputArea-output b", has_text=re.compile(r"Correct"))
-    assert verdict.is_visible() and "Incorrect" not in verdict.inner_text(), check.inner_text()
+    expect(verdict).to_be_visible()
+    assert "Incorrect" not in verdict.inner_text(), check.inner_text()
     red, green, blue = _rgb(verdict)
     assert green > red + 40 and green > blue + 20, f"Correct is not shown in green: {(red, green, blue)}"
 
     check.locator(".jp-InputArea").click()
     hint = _new_cell_below(page, state, "q1.hint()")
-    assert hint.locator(".jp-OutputArea-output[data-mime-type='text/markdown']").first.is_visible(), hint.inner_text()
+    expect(hint.locator(".jp-OutputArea-output[data-mime-type='text/markdown']").first).to_contain_text("q1")
     report = _new_cell_below(page, state, "chapter.report()")
-    table = report.locator(".jp-OutputArea-output table")
-    assert table.is_visible() and "Score" in report.inner_text(), report.inner_text()
+    expect(report.locator(".jp-OutputArea-output table")).to_be_visible()
+    expect(report.locator(".jp-OutputArea-output")).to_contain_text("Score")
     _shot(page, shots, "05-exercise-hint-report")
 
     # The kernel runs the sources under test (the server puts them first on PYTHONPATH).
     source = _new_cell_below(page, state, "import torchcourse\nprint(torchcourse.__file__)")
-    assert str(ROOT / "src" / "torchcourse") in source.inner_text(), source.inner_text()
+    expect(source.locator(".jp-OutputArea-output")).to_contain_text(str(ROOT / "src" / "torchcourse"))
     state = _state(page)
     assert not [c for c in state["cells"] if c["errors"]], state
 
 
 def test_a_tqdm_bar_renders_as_a_widget(page, shots):
-    state = _state(page)
-    bar = _new_cell_below(page, state, "from tqdm.auto import tqdm\n\nfor _ in tqdm(range(3), desc='tqdm.auto'):\n"
-                                       "    pass")
-    progress = bar.locator(".jp-OutputArea-output .widget-hprogress, .jp-OutputArea-output progress")
-    assert progress.first.is_visible(), f"no progress widget: {bar.inner_text()}"
-    text = bar.inner_text()
-    assert "Error displaying widget" not in text and "IProgress not found" not in text, text
-    _shot(page, shots, "06-tqdm-widget")
-    _close_discarding(page)
+    """In the exercise tab the last test left open (closed here)."""
+    with _closing_tab(page, shots, "tqdm"):
+        state = _state(page)
+        bar = _new_cell_below(page, state, "from tqdm.auto import tqdm\n\nfor _ in tqdm(range(3), desc='tqdm.auto'):\n"
+                                           "    pass")
+        progress = bar.locator(".jp-OutputArea-output .widget-hprogress, .jp-OutputArea-output progress")
+        expect(progress.first).to_be_visible()
+        text = bar.text_content()
+        assert "Error displaying widget" not in text and "IProgress not found" not in text, text
+        _shot(page, shots, "06-tqdm-widget")
 
 
 def test_every_lesson_opens_without_an_error_dialog(page, shots):
-    """Open, not run: each lesson attaches to the kernel already running, so no kernel starts per lesson
-    (the course's kernel itself is what the first tests opened with)."""
+    """Open, not run. Each lesson attaches to the kernel already running, so no kernel starts per lesson
+    (the first tests opened the course's kernel itself). One at a time: on a busy machine opening several
+    at once was slower."""
     kernel = page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id")
     problems = []
     for lesson in LESSONS:
@@ -263,8 +284,8 @@ def test_every_lesson_opens_without_an_error_dialog(page, shots):
             continue
         title = nbformat.read(lesson, as_version=4).cells[0].source.splitlines()[0].lstrip("# ").strip()
         heading = page.locator(f"#{state['id']} .jp-MarkdownOutput h1").first
-        if title not in heading.inner_text():
-            problems.append(f"{path}: title not rendered ({heading.inner_text()!r})")
+        if title not in heading.text_content():
+            problems.append(f"{path}: title not rendered ({heading.text_content()!r})")
         if state["dirty"]:
             problems.append(f"{path}: opened modified")
         errors = [c["errors"] for c in state["cells"] if c["errors"]]
