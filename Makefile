@@ -43,7 +43,7 @@ test: lint
 
 # JupyterLab driven by headless Chromium (tests/browser; needs /usr/bin/chromium or TORCHCOURSE_CHROMIUM).
 test-browser: install
-	$(PY) -m pytest -p no:cacheprovider -q tests/browser
+	$(PY) -m pytest -p no:cacheprovider -q -rs tests/browser
 
 execute: install
 	for nb in $(NOTEBOOKS) $(SOLUTIONS); do \

@@ -186,6 +186,8 @@ def test_a_lesson_runs_all_from_the_course_home(page, shots):
         state = _wait_idle(page)
         _shot(page, shots, "02-lesson-run-all")
         errors = [(c["index"], c["errors"]) for c in state["cells"] if c["errors"]]
+        if errors:  # show the first error in the screenshot
+            _cells(page, state).nth(errors[0][0]).locator(".jp-OutputArea-output").first.scroll_into_view_if_needed()
         assert not errors, f"{RUN_LESSON}: cells raised in the browser: {errors}"
         assert not state["dialogs"], state["dialogs"]
         unrun = [c["index"] for c in state["cells"] if c["type"] == "code" and c["count"] is None]
