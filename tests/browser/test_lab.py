@@ -172,6 +172,13 @@ def test_course_home_opens_rendered_with_the_course_kernel(page, shots):
     assert contents.count() >= len(LESSONS)
     assert not state["dirty"], "the course home opened modified"
     _shot(page, shots, "01-course-home")
+    # Its first step: run the setup cell, which reports the environment.
+    setup = page.locator(f"#{state['id']} .jp-CodeCell").first
+    setup.locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    state = _wait_idle(page)
+    assert not [c for c in state["cells"] if c["errors"]], state["cells"]
+    expect(setup.locator(".jp-OutputArea-output").first).to_contain_text("torch")
 
 
 def test_a_lesson_runs_all_from_the_course_home(page, shots):
