@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository root, and a non-strict environment for checks under test."""
+"""Shared fixtures: the repository root, and a non-strict environment for checks under test; the browser suite
+is collected only when asked for."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BROWSER = ROOT / "tests" / "browser"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The browser suite (tests/browser, `make test-browser`) runs only when named on the command line."""
+    if collection_path != BROWSER and BROWSER not in collection_path.parents:
+        return None
+    named = [(config.invocation_params.dir / arg.split("::")[0]).resolve() for arg in config.args]
+    return not any(path == BROWSER or BROWSER in path.parents for path in named)
 
 
 @pytest.fixture

@@ -54,3 +54,16 @@ def test_unknown_chapter_is_explained(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(), path)
     with pytest.raises(SystemExit, match="no chapter of exercises"):
         grade_notebook(path)
+
+
+def test_the_report_says_what_it_grades_and_ends_plainly(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("MAKELEVEL", "1")  # as under `make grade`
+    path = tmp_path / "01_tensors.ipynb"
+    path.write_bytes((ROOT / "exercises" / "01_tensors.ipynb").read_bytes())
+    assert main(["grade", str(path)]) == 1  # below full marks: the exit status CI reads
+    out, err = capfd.readouterr()
+    assert out.startswith(f"Grading the saved {path}") and "save first" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("0/") and "not attempted" in last and "status 1" in last and "Error 1" in last
+    # The kernel talks over local sockets: no "Kernel is running over TCP without encryption" warning.
+    assert "TCP" not in out + err

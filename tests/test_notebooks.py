@@ -1,9 +1,13 @@
-"""The shape every notebook must have: lesson skeleton, executed or blank, tidy, exercises = solutions."""
+"""The shape every notebook must have: lesson skeleton, executed or blank, tidy, exercises = solutions,
+the course's kernel, generated navigation, links that open."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 import nbformat
 import pytest
@@ -11,10 +15,16 @@ import pytest
 from torchcourse.checks import chapters
 
 ROOT = Path(__file__).resolve().parents[1]
+HOME = ROOT / "index.ipynb"
 LESSONS = sorted((ROOT / "notebooks").glob("*/*.ipynb"))
 EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
-ALL = LESSONS + EXERCISES + SOLUTIONS
+ALL = [HOME] + LESSONS + EXERCISES + SOLUTIONS
+DOCUMENTS = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+
+_spec = importlib.util.spec_from_file_location("tidy_notebooks", ROOT / "tools" / "tidy_notebooks.py")
+tidy_tool = sys.modules.setdefault("tidy_notebooks", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(tidy_tool)
 
 
 def _ids(paths):
@@ -37,9 +47,86 @@ def test_there_is_a_course():
 def test_notebook_is_tidy(path):
     nb = _read(path)
     nbformat.validate(nb)
-    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "run tools/tidy_notebooks.py"
+    # The course's registered kernel (make install), so a lab started elsewhere asks for it instead of
+    # running the course without its packages; nbval ignores it (--nbval-current-env).
+    assert nb.metadata.get("kernelspec") == tidy_tool.KERNELSPEC, "run tools/tidy_notebooks.py"
+    # Without language_info JupyterLab adds it on opening: the notebook opens already modified.
+    assert nb.metadata.get("language_info", {}).get("name") == "python", "run tools/tidy_notebooks.py"
     assert "jupytext" not in nb.metadata, "run tools/tidy_notebooks.py"
     assert not any("execution" in c.metadata for c in nb.cells), "run tools/tidy_notebooks.py"
+
+
+@pytest.mark.parametrize("path", ALL, ids=_ids(ALL))
+def test_notebook_is_as_the_tidy_tool_leaves_it(path, course):
+    """Metadata, blank exercises, and the generated navigation and course contents are current."""
+    before, after = tidy_tool.tidied(path, course)
+    assert before == after, f"run tools/tidy_notebooks.py (it would change {path.relative_to(ROOT)})"
+
+
+@pytest.fixture(scope="module")
+def course():
+    return tidy_tool.Course(ROOT)
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=_ids(LESSONS))
+def test_lesson_links_to_its_neighbours_and_home(path):
+    nb = _read(path)
+    top, bottom = nb.cells[1].source, nb.cells[-1].source
+    assert top.startswith(tidy_tool.NAV_MARK) and bottom.startswith(tidy_tool.NAV_MARK), "run tools/tidy_notebooks.py"
+    i = LESSONS.index(path)
+    for neighbour in LESSONS[max(i - 1, 0):i] + LESSONS[i + 1:i + 2]:
+        link = Path("..", neighbour.parent.name, neighbour.name).as_posix()
+        link = neighbour.name if neighbour.parent == path.parent else link
+        assert f"]({link})" in top and f"]({link})" in bottom
+    assert "](../../index.ipynb)" in top and "](../../index.ipynb)" in bottom
+
+
+def test_course_home_lists_every_lesson_and_exercise():
+    nb = _read(HOME)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for path in LESSONS + EXERCISES:
+        assert f"]({path.relative_to(ROOT).as_posix()})" in text, f"run tools/tidy_notebooks.py: {path.name}"
+    assert "## Start here" in text and "## How to self-grade" in text and "saved" in text
+
+
+_LINK = re.compile(
+    r"""\]\(\s*<?([^)\s>]+)>?(?:\s+["'][^)]*["'])?\s*\)"""  # [text](target "title")
+    r"""|\b(?:href|src)=["']([^"']+)["']"""  # <a href=...>, <img src=...>
+    r"""|^\[[^\]]+\]:\s*(\S+)""",  # [label]: target
+    re.M,
+)
+
+
+def _relative_links(text: str) -> list[str]:
+    text = re.sub(r"```.*?```|`[^`\n]*`", "", text, flags=re.S)  # code is not a link
+    targets = [next(g for g in m.groups() if g) for m in _LINK.finditer(text)]
+    return [t for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:|#", t, re.I)]
+
+
+def _markdown_of(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        return "\n".join(c.source for c in _read(path).cells if c.cell_type == "markdown")
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", ALL + DOCUMENTS, ids=_ids(ALL + DOCUMENTS))
+def test_relative_links_open_a_file(path):
+    """A link to a folder opens "File Load Error ... is a directory" in JupyterLab, and the broken tab
+    comes back on every reload; a link to nothing is a dead end."""
+    bad = []
+    for target in _relative_links(_markdown_of(path)):
+        resolved = (path.parent / unquote(target.split("#", 1)[0])).resolve()
+        if not resolved.is_file():
+            bad.append(f"{target} ({'a folder' if resolved.is_dir() else 'missing'})")
+    assert not bad, f"link to files only: {bad}"
+
+
+def test_readme_chapter_headings_start_a_paragraph():
+    """Without a blank line before it, a chapter heading renders inside the previous table."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    glued = [line for before, line in zip(lines, lines[1:], strict=False)
+             if line.startswith("**Chapter") and before.strip() and not before.startswith("<!--")]
+    assert not glued, f"put a blank line before {glued}"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=_ids(LESSONS))

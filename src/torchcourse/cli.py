@@ -42,8 +42,22 @@ def _cell_errors(nb: Any) -> list[str]:
     return errors
 
 
+def _kernel_manager(scratch: str) -> Any:
+    """A manager for a fresh kernel of the current environment, talking over local sockets.
+
+    Over TCP ipykernel warns "Kernel is running over TCP without encryption" once per notebook graded;
+    IPC sockets (in the scratch folder) are local to the machine and need no encryption. Windows has
+    no IPC transport and keeps TCP.
+    """
+    from jupyter_client.manager import KernelManager
+
+    if os.name != "posix":
+        return KernelManager(kernel_name="python3")
+    return KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
+
+
 def grade_notebook(path: Path, timeout: int = 600) -> tuple[Report, list[str]]:
-    """Execute an exercise notebook in a fresh kernel and collect its check outcomes.
+    """Execute an exercise notebook, as saved, in a fresh kernel and collect its check outcomes.
 
     The notebook runs to the end even when a cell raises (a learner's error costs that exercise,
     not the rest). Exercises whose check never ran count as not attempted.
@@ -60,7 +74,7 @@ def grade_notebook(path: Path, timeout: int = 600) -> tuple[Report, list[str]]:
         grade_file.touch()
         with _environ(TORCHCOURSE_GRADE_FILE=str(grade_file), TORCHCOURSE_STRICT="0"):
             client = NotebookClient(
-                nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                nb, km=_kernel_manager(scratch), timeout=timeout, kernel_name="python3", allow_errors=True,
                 resources={"metadata": {"path": scratch}},
             )
             client.execute()
@@ -83,6 +97,9 @@ def _grade(args: argparse.Namespace) -> int:
     if not paths:
         print("no exercise notebooks found (looked in ./exercises)", file=sys.stderr)
         return 2
+    names = ", ".join(str(p) for p in paths)
+    print(f"Grading the saved {names}: unsaved changes in JupyterLab are not seen (save first: Ctrl+S, Cmd+S).",
+          file=sys.stderr if args.json else sys.stdout, flush=True)
     outcomes: list[Outcome] = []
     errors: dict[str, list[str]] = {}
     for path in paths:
@@ -99,7 +116,19 @@ def _grade(args: argparse.Namespace) -> int:
             print(f"\nCells that raised in {path}:")
             for error in cell_errors:
                 print(f"  {error}")
+        print(f"\n{closing_line(total)}")
     return 0 if total.score == total.max_score else 1
+
+
+def closing_line(report: Report) -> str:
+    """One plain sentence under the score report (the exit status says the same to CI)."""
+    counts = {status: sum(o.status is status for o in report.outcomes) for status in Status}
+    if report.score == report.max_score:
+        return f"Full marks: {report.score}/{report.max_score} points, every exercise correct."
+    tally = ", ".join(f"{n} {status.value}" for status, n in counts.items() if n)
+    under_make = " (make reports it as 'Error 1': nothing is broken)" if os.environ.get("MAKELEVEL") else ""
+    return (f"{report.score}/{report.max_score} points so far ({tally}). Not full marks yet, so this command "
+            f"exits with status 1 for CI{under_make}.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,312 @@
+"""The course as a learner meets it in JupyterLab, driven through the UI by headless Chromium.
+
+The tests run in order on one page: the course home, a lesson run from it, an exercise graded from it,
+then every lesson opened. They read the notebook's state through `window.jupyterapp` (the server
+exposes it) only to wait and to report; everything a learner does goes through clicks and keys.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbformat
+import pytest
+from playwright.sync_api import expect
+
+ROOT = Path(__file__).resolve().parents[2]
+LESSONS = sorted((ROOT / "notebooks").glob("*/*.ipynb"))
+# The lesson run in full: a short one with a figure; TORCHCOURSE_BROWSER_LESSON picks another.
+RUN_LESSON = Path(os.environ.get("TORCHCOURSE_BROWSER_LESSON", "notebooks/02_autograd/04_grad_modes.ipynb"))
+EXERCISE = Path("exercises/01_tensors.ipynb")
+RUN_TIMEOUT_MS = 240_000
+
+# The state of the current notebook, for waiting and for messages.
+_STATE = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  if (!panel || !panel.content || !panel.context) return null;
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  const cells = panel.content.widgets.map((cell, index) => ({
+    index, type: cell.model.type,
+    count: cell.model.type === 'code' ? cell.model.executionCount : null,
+    busy: cell.model.type === 'code' && /\\*/.test(cell.node.querySelector('.jp-InputPrompt')?.textContent || ''),
+    errors: cell.model.type === 'code' ? cell.model.outputs.toJSON().filter(o => o.output_type === 'error')
+      .map(o => `${o.ename}: ${o.evalue}`) : [],
+  }));
+  return {
+    id: panel.id, path: panel.context.path, dirty: panel.context.model.dirty,
+    kernelName: panel.sessionContext.kernelDisplayName, status: kernel ? kernel.status : 'none',
+    ready: panel.context.isReady && panel.sessionContext.isReady, cells,
+    dialogs: [...document.querySelectorAll('.jp-Dialog')].map(d => d.innerText.slice(0, 300)),
+  };
+}"""
+
+
+def _state(page) -> dict:
+    return page.evaluate(_STATE)
+
+
+def _shot(page, shots: Path, name: str) -> None:
+    page.screenshot(path=str(shots / f"{name}.png"))
+
+
+def _wait_open(page, path: Path, kernel: bool = True) -> dict:
+    """Wait until `path` is the current, loaded notebook (with its kernel idle when `kernel`)."""
+    page.wait_for_function(
+        """([path, kernel]) => {
+          const panel = window.jupyterapp.shell.currentWidget;
+          if (document.querySelector('.jp-Dialog')) return true;  // reported by the caller
+          if (!panel || !panel.context || panel.context.path !== path || !panel.context.isReady) return false;
+          if (!kernel) return true;
+          const k = panel.sessionContext.session && panel.sessionContext.session.kernel;
+          return panel.sessionContext.isReady && k && k.status === 'idle';
+        }""",
+        arg=[path.as_posix(), kernel], timeout=120_000,
+    )
+    state = _state(page)
+    assert not state["dialogs"], f"{path}: a dialog opened: {state['dialogs']}"
+    return state
+
+
+def _wait_idle(page, timeout: int = RUN_TIMEOUT_MS) -> dict:
+    """Wait until the kernel is idle and no cell is queued or running, twice in a row (no race)."""
+    for _ in range(2):
+        page.wait_for_timeout(500)
+        page.wait_for_function(
+            """() => {
+              const panel = window.jupyterapp.shell.currentWidget;
+              const k = panel.sessionContext.session && panel.sessionContext.session.kernel;
+              const busy = [...panel.node.querySelectorAll('.jp-InputPrompt')].some(p => /\\*/.test(p.textContent));
+              return (k && k.status === 'idle' && !busy) || document.querySelector('.jp-Dialog');
+            }""",
+            timeout=timeout,
+        )
+    return _state(page)
+
+
+def _menu(page, menu: str, item: str) -> None:
+    """Click a main-menu entry (e.g. Run ▸ Run All Cells), as a learner does."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
+    page.locator(".lm-Menu-content .lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).first.click()
+
+
+def _cells(page, state: dict):
+    return page.locator(f"#{state['id']} .jp-Notebook .jp-Cell")
+
+
+def _type_cell(page, cell, code: str) -> None:
+    """Replace a code cell's text as typed (inserted as text, so auto-closing brackets do not double)."""
+    editor = cell.locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(code)
+
+
+def _new_cell_below(page, state: dict, code: str):
+    """Add a code cell under the active one (Esc, B), type `code` and run it (Shift+Enter)."""
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.insert_text(code)
+    page.keyboard.press("Shift+Enter")
+    _wait_idle(page)
+    active = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex")
+    return _cells(page, state).nth(active - 1)  # Shift+Enter moved on to a fresh cell
+
+
+def _rgb(locator) -> tuple[int, int, int]:
+    colour = locator.evaluate("node => getComputedStyle(node).color")
+    return tuple(int(v) for v in re.findall(r"\d+", colour)[:3])
+
+
+def _committed_text_output(path: Path) -> tuple[int, str]:
+    """The first deterministic plain-text result in a committed lesson: (cell index, text)."""
+    nb = nbformat.read(ROOT / path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or cell.source.startswith("# NBVAL_IGNORE_OUTPUT"):
+            continue
+        for output in cell.outputs:
+            text = output.get("data", {}).get("text/plain", "")
+            if output.output_type == "execute_result" and 3 <= len(text) <= 200 and "0x" not in text:
+                return index, text
+    pytest.fail(f"{path} has no deterministic text output to look for")
+
+
+def _close_discarding(page) -> None:
+    """Close the current tab with its close icon, discarding any change (the test never saves)."""
+    dirty = _state(page)["dirty"]
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").click()
+    if dirty:
+        discard = page.locator(".jp-Dialog button", has_text="Discard")
+        discard.click()
+        discard.wait_for(state="detached")
+
+
+@contextmanager
+def _closing_tab(page, shots: Path, name: str):
+    """Close the current tab afterwards (discarding); on a failure, screenshot it first."""
+    try:
+        yield
+    except BaseException:
+        _shot(page, shots, f"FAILED-{name}")
+        raise
+    finally:
+        _close_discarding(page)
+
+
+def _open_link(page, text: str) -> None:
+    """Click a link in the current notebook's rendered Markdown."""
+    page.locator(".jp-MarkdownOutput a", has_text=text).first.click()
+
+
+# --------------------------------------------------------------------------------------------- tests
+
+
+def test_course_home_opens_rendered_with_the_course_kernel(page, shots):
+    state = _wait_open(page, Path("index.ipynb"))
+    assert state["kernelName"] == "Python (torchcourse)", state["kernelName"]
+    expect(page.locator(".jp-MarkdownOutput h2", has_text="Start here").first).to_be_visible()
+    contents = page.locator(".jp-MarkdownOutput a[href*='.ipynb']")
+    assert contents.count() >= len(LESSONS)
+    assert not state["dirty"], "the course home opened modified"
+    _shot(page, shots, "01-course-home")
+    # Its first step: run the setup cell, which reports the environment.
+    setup = page.locator(f"#{state['id']} .jp-CodeCell").first
+    setup.locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    state = _wait_idle(page)
+    assert not [c for c in state["cells"] if c["errors"]], state["cells"]
+    expect(setup.locator(".jp-OutputArea-output").first).to_contain_text("torch")
+
+
+def test_a_lesson_runs_all_from_the_course_home(page, shots):
+    title = nbformat.read(ROOT / RUN_LESSON, as_version=4).cells[0].source.splitlines()[0].lstrip("# ").strip()
+    _open_link(page, title)
+    state = _wait_open(page, RUN_LESSON)
+    assert state["kernelName"] == "Python (torchcourse)"
+    assert not state["dirty"], f"{RUN_LESSON} opened modified"
+    with _closing_tab(page, shots, "lesson-run-all"):
+        _menu(page, "Edit", "Clear Outputs of All Cells")
+        _menu(page, "Run", "Run All Cells")
+        state = _wait_idle(page)
+        _shot(page, shots, "02-lesson-run-all")
+        errors = [(c["index"], c["errors"]) for c in state["cells"] if c["errors"]]
+        if errors:  # show the first error in the screenshot
+            _cells(page, state).nth(errors[0][0]).locator(".jp-OutputArea-output").first.scroll_into_view_if_needed()
+        assert not errors, f"{RUN_LESSON}: cells raised in the browser: {errors}"
+        assert not state["dialogs"], state["dialogs"]
+        unrun = [c["index"] for c in state["cells"] if c["type"] == "code" and c["count"] is None]
+        assert not unrun, f"{RUN_LESSON}: cells that did not run: {unrun}"
+        index, text = _committed_text_output(RUN_LESSON)
+        output = _cells(page, state).nth(index).locator(".jp-OutputArea-output").first
+        output.scroll_into_view_if_needed()
+        expect(output).to_be_visible()
+        expect(output).to_contain_text(re.compile(r"\s+".join(map(re.escape, text.split()))))
+        figure = page.locator(f"#{state['id']} .jp-OutputArea-output img").first
+        figure.scroll_into_view_if_needed()
+        expect(figure).to_be_visible()
+        assert figure.evaluate("img => img.complete && img.naturalWidth > 100"), "the figure did not render"
+        _shot(page, shots, "03-lesson-figure")
+
+
+def test_an_exercise_gives_styled_feedback(page, shots):
+    page.locator(".lm-TabBar-tab", has_text="index.ipynb").click()
+    _wait_open(page, Path("index.ipynb"))
+    _open_link(page, EXERCISE.as_posix())
+    state = _wait_open(page, EXERCISE)
+    assert not state["dirty"], f"{EXERCISE} opened modified"
+    cells = _cells(page, state)
+    # The import cell, then q1's answer cell and its check: the layout tests/test_notebooks.py holds.
+    cells.nth(1).locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    _wait_idle(page)
+    answer, check = cells.nth(3), cells.nth(4)
+    assert "to_unit_float" in answer.text_content() and "q1.check" in check.text_content()
+
+    _type_cell(page, answer, "def to_unit_float(images):\n    return images.float()")  # forgot to scale
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Shift+Enter")
+    _wait_idle(page)
+    verdict = check.locator(".jp-OutputArea-output b", has_text="Incorrect")
+    expect(verdict).to_be_visible()
+    red, green, blue = _rgb(verdict)
+    assert red > 150 and red > green + 60 and red > blue + 60, f"Incorrect is not shown in red: {(red, green, blue)}"
+    _shot(page, shots, "04-exercise-incorrect")
+
+    solution = nbformat.read(ROOT / "solutions" / EXERCISE.name, as_version=4).cells[3].source
+    _type_cell(page, answer, solution)
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Shift+Enter")
+    _wait_idle(page)
+    verdict = check.locator(".jp-OutputArea-output b", has_text=re.compile(r"Correct"))
+    expect(verdict).to_be_visible()
+    assert "Incorrect" not in verdict.inner_text(), check.inner_text()
+    red, green, blue = _rgb(verdict)
+    assert green > red + 40 and green > blue + 20, f"Correct is not shown in green: {(red, green, blue)}"
+
+    check.locator(".jp-InputArea").click()
+    hint = _new_cell_below(page, state, "q1.hint()")
+    expect(hint.locator(".jp-OutputArea-output[data-mime-type='text/markdown']").first).to_contain_text("q1")
+    report = _new_cell_below(page, state, "chapter.report()")
+    expect(report.locator(".jp-OutputArea-output table")).to_be_visible()
+    expect(report.locator(".jp-OutputArea-output")).to_contain_text("Score")
+    _shot(page, shots, "05-exercise-hint-report")
+
+    # The kernel runs the sources under test (the server puts them first on PYTHONPATH).
+    source = _new_cell_below(page, state, "import torchcourse\nprint(torchcourse.__file__)")
+    expect(source.locator(".jp-OutputArea-output")).to_contain_text(str(ROOT / "src" / "torchcourse"))
+    state = _state(page)
+    assert not [c for c in state["cells"] if c["errors"]], state
+
+
+def test_a_tqdm_bar_renders_as_a_widget(page, shots):
+    """In the exercise tab the last test left open (closed here)."""
+    with _closing_tab(page, shots, "tqdm"):
+        state = _state(page)
+        bar = _new_cell_below(page, state, "from tqdm.auto import tqdm\n\nfor _ in tqdm(range(3), desc='tqdm.auto'):\n"
+                                           "    pass")
+        progress = bar.locator(".jp-OutputArea-output .widget-hprogress, .jp-OutputArea-output progress")
+        expect(progress.first).to_be_visible()
+        text = bar.text_content()
+        assert "Error displaying widget" not in text and "IProgress not found" not in text, text
+        _shot(page, shots, "06-tqdm-widget")
+
+
+def test_every_lesson_opens_without_an_error_dialog(page, shots):
+    """Open, not run. Each lesson attaches to the kernel already running, so no kernel starts per lesson
+    (the first tests opened the course's kernel itself). One at a time: on a busy machine opening several
+    at once was slower."""
+    kernel = page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id")
+    problems = []
+    for lesson in LESSONS:
+        path = lesson.relative_to(ROOT)
+        page.evaluate("async ([path, id]) => { await window.jupyterapp.commands.execute("
+                      "'docmanager:open', {path, factory: 'Notebook', kernel: {id}}); }", [path.as_posix(), kernel])
+        try:
+            state = _wait_open(page, path)
+        except AssertionError as error:
+            problems.append(str(error))
+            _shot(page, shots, f"FAILED-open-{path.stem}")
+            page.keyboard.press("Escape")
+            continue
+        title = nbformat.read(lesson, as_version=4).cells[0].source.splitlines()[0].lstrip("# ").strip()
+        heading = page.locator(f"#{state['id']} .jp-MarkdownOutput h1").first
+        if title not in heading.text_content():
+            problems.append(f"{path}: title not rendered ({heading.text_content()!r})")
+        if state["dirty"]:
+            problems.append(f"{path}: opened modified")
+        errors = [c["errors"] for c in state["cells"] if c["errors"]]
+        if errors:
+            problems.append(f"{path}: committed error outputs {errors}")
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.close()")
+    assert not problems, problems
+    _shot(page, shots, "07-every-lesson-opened")
+
+
+@pytest.mark.skipif(not (ROOT / "notebooks" / "06_visualization").is_dir(), reason="chapter 06 does not exist yet")
+def test_tensorboard_from_its_lesson_answers(page, shots, lab):
+    """When chapter 06 exists: open its TensorBoard lesson, run the cells up to the one that starts
+    TensorBoard, read the address it prints and check that it answers (and renders in the page)."""
+    pytest.skip("chapter 06 exists: write this check against its TensorBoard lesson")
