@@ -14,7 +14,7 @@ SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
 RUN := TORCHCOURSE_STRICT=1 PYTHONHASHSEED=0
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval-sanitize.cfg
 
-.PHONY: install lab test lint execute tidy grade coverage check-clean clean
+.PHONY: install lab test test-portable gpu-run lint execute tidy grade coverage check-clean clean
 
 install: $(STAMP)
 
@@ -31,6 +31,7 @@ lab: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests tools notebooks exercises solutions
+	$(PY) tools/check_portable.py
 
 # The notebooks run with the API tracer on (records in a temporary folder); then the coverage gate
 # (tests/test_coverage.py) reads every kernel's records: it needs the whole run, so it runs second.
@@ -38,6 +39,19 @@ test: lint
 	@records=$$(mktemp -d "$${TMPDIR:-/tmp}/torchcourse-trace-XXXXXX") && trap 'rm -rf "$$records"' EXIT && \
 	$(RUN) TORCHCOURSE_TRACE_DIR="$$records" $(PY) -m pytest -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions tests && \
 	TORCHCOURSE_COVERAGE_RECORDS="$$records" $(PY) -m pytest -q tests/test_coverage.py -k every_row
+
+# The committed outputs must hold on other machines too; two runs simulate them here (docs/authoring.md,
+# "The portable rule"): A = one CPU thread, scalar kernels, CUDA hidden; B = AVX2 kernels, three threads.
+PORTABLE_A := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ATEN_CPU_CAPABILITY=default TORCHCOURSE_NO_CUDA=1
+PORTABLE_B := OMP_NUM_THREADS=3 MKL_NUM_THREADS=3 ATEN_CPU_CAPABILITY=avx2
+test-portable: install
+	$(RUN) $(PORTABLE_A) $(PY) -m pytest -q -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions
+	$(RUN) $(PORTABLE_B) $(PY) -m pytest -q -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions
+
+# On a CUDA machine: the whole suite strictly, every sweep saved, the GPU reference written (docs/gpu-runs.md).
+# No install: GPU machines may lack a package index (PYTHON=python3 with PYTHONPATH=/tmp/site:$$PWD/src).
+gpu-run:
+	PYTHON="$(if $(wildcard $(PY)),$(PY),$(PYTHON))" tools/gpu_run.sh
 
 execute: install
 	for nb in $(NOTEBOOKS) $(SOLUTIONS); do \
