@@ -42,8 +42,8 @@ test: lint
 
 # The committed outputs must hold on other machines too; two runs simulate them here (docs/authoring.md,
 # "The portable rule"): A = one CPU thread, scalar kernels, CUDA hidden; B = AVX2 kernels, three threads.
-PORTABLE_A := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ATEN_CPU_CAPABILITY=default TORCHCOURSE_NO_CUDA=1
-PORTABLE_B := OMP_NUM_THREADS=3 MKL_NUM_THREADS=3 ATEN_CPU_CAPABILITY=avx2
+PORTABLE_A := OMP_NUM_THREADS=1 TORCHCOURSE_THREADS=1 ATEN_CPU_CAPABILITY=default TORCHCOURSE_NO_CUDA=1
+PORTABLE_B := TORCHCOURSE_THREADS=3 ATEN_CPU_CAPABILITY=avx2
 test-portable: install
 	$(RUN) $(PORTABLE_A) $(PY) -m pytest -q -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions
 	$(RUN) $(PORTABLE_B) $(PY) -m pytest -q -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions

@@ -26,7 +26,12 @@ _WORKDIR: Path | None = None
 
 
 def setup(seed: int = 0) -> EnvironmentReport:
-    """Seed Python, NumPy and torch, start the API tracer when asked to, and report the environment."""
+    """Seed Python, NumPy and torch, start the API tracer when asked to, and report the environment.
+
+    ``TORCHCOURSE_THREADS=N`` sets torch's CPU thread count first: ``make test-portable`` uses it to
+    simulate another core count (``OMP_NUM_THREADS`` alone cannot raise torch above the cores present).
+    """
+    _apply_thread_setting()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -35,6 +40,16 @@ def setup(seed: int = 0) -> EnvironmentReport:
 
 
 _PREFIX = "torchcourse-"
+
+
+def _apply_thread_setting() -> None:
+    """Honour ``TORCHCOURSE_THREADS`` (a simulated core count); run on import too, for the exercise notebooks."""
+    threads = os.environ.get("TORCHCOURSE_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+_apply_thread_setting()
 
 
 def workdir() -> Path:

@@ -37,8 +37,8 @@ def plot_bench(result: BenchResult, ax: Any = None) -> Any:
     if speedup is None and reference is not None and reference.speedup() is not None:
         speedup, source = reference.speedup(), reference
     if speedup is None:
-        speed_ax.text(0.5, 0.5, "CUDA not available, no GPU run recorded:\nno speed-up to plot",
-                      ha="center", va="center")
+        why = "no GPU run recorded" if reference is None else "the recorded run has no CPU column"
+        speed_ax.text(0.5, 0.5, f"CUDA not available here, {why}:\nno speed-up to plot", ha="center", va="center")
         speed_ax.set_axis_off()
     else:
         recorded = source is not result
