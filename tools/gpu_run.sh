@@ -10,7 +10,8 @@
 # Works where Jupyter/nbval are missing if their wheels are on PYTHONPATH (docs/gpu-runs.md):
 #     PYTHONPATH=/tmp/site:$PWD/src PYTHON=python3 tools/gpu_run.sh
 # Settings: PYTHON (default python3), JOBS (parallel workers for step 2, default 4),
-# GPU_RUN_DIR (logs and sweeps; default a temporary folder), GPU_RUN_LIMIT (seconds per step, default 270).
+# GPU_RUN_DIR (logs and sweeps; default a temporary folder), GPU_RUN_LIMIT (seconds per step, default 270),
+# GPU_RUN_NOTEBOOKS / GPU_RUN_TESTS (a smaller run: notebook globs, package test paths).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -39,19 +40,23 @@ parallel=()
 } | tee "$OUT/environment.txt"
 
 # Strict, as make test runs it; the recorded overlay is off so that the run measures and compares only itself.
-export TORCHCOURSE_STRICT=1 PYTHONHASHSEED=0 TORCHCOURSE_GPU_REFERENCE= TORCHCOURSE_SAVE_BENCH="$OUT/sweeps"
+export TORCHCOURSE_STRICT=1 PYTHONHASHSEED=0 TORCHCOURSE_GPU_REFERENCE=
 NBVAL=(--nbval --nbval-current-env --nbval-sanitize-with nbval-sanitize.cfg)
-mapfile -t timed < <(grep -l 'tc\.bench(' notebooks/*/*.ipynb solutions/*.ipynb | sort)
-mapfile -t rest < <(ls notebooks/*/*.ipynb solutions/*.ipynb | sort | grep -vxF -f <(printf '%s\n' "${timed[@]}"))
+# GPU_RUN_NOTEBOOKS narrows the run (to rerun what failed, say); GPU_RUN_TESTS the package tests ("" for none).
+mapfile -t chosen < <(ls ${GPU_RUN_NOTEBOOKS:-notebooks/*/*.ipynb solutions/*.ipynb} | sort)
+mapfile -t timed < <(grep -l 'tc\.bench(' "${chosen[@]}" | sort)
+mapfile -t rest < <(printf '%s\n' "${chosen[@]}" | grep -vxF -f <(printf '%s\n' "${timed[@]}" ""))
+read -r -a tests <<< "${GPU_RUN_TESTS-tests}"
 
 echo "== 1/3: ${#timed[@]} timed notebooks, one at a time (sweeps to $OUT/sweeps)"
-timeout "$LIMIT" "$PYTHON" -m pytest -p no:cacheprovider -q -rfE "${NBVAL[@]}" --junitxml="$OUT/junit-timed.xml" \
+TORCHCOURSE_SAVE_BENCH="$OUT/sweeps" timeout "$LIMIT" "$PYTHON" -m pytest -p no:cacheprovider -q -rfE "${NBVAL[@]}" \
+  --junitxml="$OUT/junit-timed.xml" \
   "${timed[@]}" 2>&1 | tee "$OUT/pytest-timed.log"
 timed_rc=${PIPESTATUS[0]}
 
 echo "== 2/3: ${#rest[@]} other notebooks and the package tests${xdist:+, $JOBS in parallel}"
-timeout "$LIMIT" "$PYTHON" -m pytest -p no:cacheprovider -q -rfE "${parallel[@]}" "${NBVAL[@]}" \
-  --junitxml="$OUT/junit-rest.xml" "${rest[@]}" tests 2>&1 | tee "$OUT/pytest-rest.log"
+timeout "$LIMIT" "$PYTHON" -m pytest -p no:cacheprovider -q -rfE ${parallel[@]+"${parallel[@]}"} "${NBVAL[@]}" \
+  --junitxml="$OUT/junit-rest.xml" "${rest[@]}" ${tests[@]+"${tests[@]}"} 2>&1 | tee "$OUT/pytest-rest.log"
 rest_rc=${PIPESTATUS[0]}
 
 echo "== 3/3: the GPU reference and the record"
