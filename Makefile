@@ -14,7 +14,7 @@ SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
 RUN := TORCHCOURSE_STRICT=1 PYTHONHASHSEED=0
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval-sanitize.cfg
 
-.PHONY: install lab test test-browser lint execute tidy grade coverage check-clean clean
+.PHONY: install lab test test-portable test-browser gpu-run lint execute tidy grade coverage check-clean clean
 
 install: $(STAMP)
 
@@ -33,6 +33,7 @@ lab: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests tools notebooks exercises solutions index.ipynb
+	$(PY) tools/check_portable.py
 
 # The notebooks run with the API tracer on (records in a temporary folder); then the coverage gate
 # (tests/test_coverage.py) reads every kernel's records: it needs the whole run, so it runs second.
@@ -44,6 +45,19 @@ test: lint
 # JupyterLab driven by headless Chromium (tests/browser; needs /usr/bin/chromium or TORCHCOURSE_CHROMIUM).
 test-browser: install
 	$(PY) -m pytest -p no:cacheprovider -q -rs tests/browser
+
+# The committed outputs must hold on other machines too; two runs simulate them here (docs/authoring.md,
+# "The portable rule"): A = one CPU thread, scalar kernels, CUDA hidden; B = AVX2 kernels, three threads.
+PORTABLE_A := OMP_NUM_THREADS=1 TORCHCOURSE_THREADS=1 ATEN_CPU_CAPABILITY=default TORCHCOURSE_NO_CUDA=1
+PORTABLE_B := TORCHCOURSE_THREADS=3 ATEN_CPU_CAPABILITY=avx2
+test-portable: install
+	$(RUN) $(PORTABLE_A) $(PY) -m pytest -q -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions
+	$(RUN) $(PORTABLE_B) $(PY) -m pytest -q -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions
+
+# On a CUDA machine: the whole suite strictly, every sweep saved, the GPU reference written (docs/gpu-runs.md).
+# No install: GPU machines may lack a package index (PYTHON=python3 with PYTHONPATH=/tmp/site:$$PWD/src).
+gpu-run:
+	PYTHON="$(if $(wildcard $(PY)),$(PY),$(PYTHON))" tools/gpu_run.sh
 
 execute: install
 	for nb in $(NOTEBOOKS) $(SOLUTIONS); do \

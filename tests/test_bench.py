@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import time
 
@@ -87,9 +88,9 @@ def test_bench_on_cpu_reports_cuda_absent():
 
 
 def _fake(cuda: bool) -> BenchResult:
-    timings = {"cpu": [Timing(2e-3, 1e-4, 10), Timing(8e-3, 1e-4, 10)]}
+    timings = {"cpu": [Timing(2e-3, 1e-4, 10, 10), Timing(8e-3, 1e-4, 10, 10)]}
     if cuda:
-        timings["cuda"] = [Timing(4e-3, 1e-4, 10), Timing(1e-3, 1e-4, 10)]
+        timings["cuda"] = [Timing(4e-3, 1e-4, 10, 10), Timing(1e-3, 1e-4, 10, 10)]
     return BenchResult("fake", [10, 20], list(timings), timings, flops=[2e6, 16e6])
 
 
@@ -104,8 +105,6 @@ def test_speedup_and_throughput_arithmetic():
 def test_result_round_trips_through_json(tmp_path):
     result = _fake(cuda=True)
     result.save(tmp_path / "r.json")
-    import json
-
     again = BenchResult.from_dict(json.loads((tmp_path / "r.json").read_text()))
     assert again == result
 
@@ -116,5 +115,98 @@ def test_plot_draws_both_panels(cuda):
 
     matplotlib.use("Agg")
     time_ax, speed_ax = _fake(cuda).plot()
-    assert len(time_ax.lines) == (2 if cuda else 1)
+    _, labels = time_ax.get_legend_handles_labels()
+    assert labels == (["cpu (this machine)", "cuda (this machine)"] if cuda else ["cpu (this machine)"])
     assert bool(speed_ax.lines) == cuda
+
+
+def test_every_measurement_has_blocks_and_a_measured_spread():
+    x = torch.randn(64, 64)
+    timing = time_fn(lambda: x @ x, "cpu", min_run_time=0.01)
+    assert timing.blocks >= bench_module.MIN_BLOCKS
+    assert timing.runs % timing.blocks == 0  # the same number of runs in every block
+    assert timing.iqr > 0  # ten blocks of float times: the quartiles differ, unlike one block's IQR of 0
+
+
+def test_a_slow_call_still_gets_its_blocks():
+    timing = time_fn(lambda: time.sleep(0.003), "cpu", warmup=0, min_run_time=0.001)
+    assert timing.blocks == bench_module.MIN_BLOCKS and timing.runs == bench_module.MIN_BLOCKS  # one run per block
+
+
+def test_results_saved_before_blocks_were_counted_still_load():
+    old = {"label": "old", "sizes": [1], "devices": ["cpu"], "flops": None, "bytes": None, "meta": {},
+           "timings": {"cpu": [{"median": 1.0, "iqr": 0.0, "runs": 5}]}}
+    assert BenchResult.from_dict(old).timings["cpu"][0].blocks == 1
+
+
+def test_without_cuda_the_table_says_so_once(monkeypatch):
+    monkeypatch.setenv("TORCHCOURSE_GPU_REFERENCE", "")
+    text = str(_fake(cuda=False))
+    assert text.count("CUDA not available") == 1 and "no GPU reference run has been recorded" in text
+    header, rows = _fake(cuda=False).table()
+    assert header == ["size", "cpu ms (IQR, 10 blocks)", "cpu GFLOP/s"] and all(len(r) == 3 for r in rows)
+
+
+def test_a_cuda_only_sweep_has_no_cpu_columns():
+    timings = {"cuda": [Timing(4e-3, 1e-4, 10, 10), Timing(1e-3, 1e-4, 10, 10)]}
+    result = BenchResult("copies", [10, 20], ["cuda"], timings, bytes=[4e6, 8e6])
+    header, _ = result.table()
+    assert header == ["size", "cuda ms (IQR, 10 blocks)", "cuda GB/s"]
+    assert "not available" not in str(result) and "Timed on CUDA only." in str(result)
+
+
+def _reference_file(tmp_path, sizes=(20, 40)):
+    timings = {"cpu": [Timing(9e-3, 1e-4, 10, 10)] * len(sizes), "cuda": [Timing(1e-3, 1e-5, 10, 10)] * len(sizes)}
+    recorded = BenchResult("fake", list(sizes), ["cpu", "cuda"], timings, flops=[16e6] * len(sizes),
+                           meta={"torch": "2.99.0", "preset": "full"})
+    path = tmp_path / "gpu-reference.json"
+    path.write_text(json.dumps({"meta": {"gpu": "NVIDIA H200", "date": "2026-12-01", "torch": "2.99.0"},
+                                "sweeps": {"fake": recorded.to_dict()}}))
+    return path
+
+
+def test_a_recorded_gpu_run_is_shown_beside_the_cpu_labelled_as_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHCOURSE_GPU_REFERENCE", str(_reference_file(tmp_path)))
+    result = bench(lambda n, d: (lambda: torch.ones(n, device=d)), [10, 20], label="fake", flops=lambda n: 1e6,
+                   on=["cpu"], min_run_time=0.002)
+    assert result.reference is not None and result.reference.meta["gpu"] == "NVIDIA H200"
+    header, rows = result.table()
+    assert header[-2:] == ["cuda ms (recorded)", "cuda GFLOP/s (recorded)"]
+    assert [r[0] for r in rows] == ["10", "20", "40"]  # the union of the two sweeps' sizes
+    assert rows[0][-2] == "-" and rows[1][-2] == "1" and rows[2][1] == "-"
+    note = result.note()
+    assert "NVIDIA H200" in note and "2.99.0" in note and "2026-12-01" in note and "recorded, not measured here" in note
+    assert str(result).count("not available") == 1
+    assert bench_module.reference("another label") is None
+
+
+def test_the_plot_draws_the_recorded_run(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.setenv("TORCHCOURSE_GPU_REFERENCE", str(_reference_file(tmp_path, sizes=(10, 20))))
+    result = _fake(cuda=False)
+    result.reference = bench_module.reference("fake")
+    time_ax, speed_ax = result.plot()
+    _, labels = time_ax.get_legend_handles_labels()
+    assert "cuda, recorded on NVIDIA H200" in labels
+    _, speed_labels = speed_ax.get_legend_handles_labels()
+    assert "recorded on NVIDIA H200" in speed_labels  # the recorded machine's own speed-up
+
+
+def test_no_reference_file_means_no_overlay(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHCOURSE_GPU_REFERENCE", str(tmp_path / "absent.json"))
+    assert bench_module.reference("fake") is None
+    monkeypatch.setenv("TORCHCOURSE_GPU_REFERENCE", "")
+    assert bench_module.reference("fake") is None
+
+
+def test_save_bench_writes_every_sweep_with_its_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHCOURSE_SAVE_BENCH", str(tmp_path / "sweeps"))
+    result = bench(lambda n, d: (lambda: torch.ones(n, device=d)), [8], label="n x n matmul", on=["cpu"],
+                   min_run_time=0.002)
+    saved = json.loads((tmp_path / "sweeps" / "n-x-n-matmul.json").read_text())
+    assert BenchResult.from_dict(saved) == result
+    for key in ("torch", "threads", "cpu capability", "preset", "date"):
+        assert saved["meta"][key]
+    assert saved["meta"]["threads"] == str(torch.get_num_threads())

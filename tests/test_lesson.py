@@ -83,3 +83,13 @@ def test_workdir_removes_folders_of_dead_kernels(monkeypatch):
     monkeypatch.setattr(lesson, "_WORKDIR", None)
     fresh = workdir()
     assert not orphan.exists() and fresh.exists()
+
+
+def test_setup_sets_the_thread_count_a_portable_run_asks_for(monkeypatch):
+    previous = torch.get_num_threads()
+    monkeypatch.setenv("TORCHCOURSE_THREADS", "3")
+    try:
+        setup()
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(previous)

@@ -4,16 +4,27 @@ Every timed cell in the course goes through :func:`bench`. Sizes come from :data
 place that decides how big a sweep is: ``quick`` keeps a CPU-only run (and the test suite) fast,
 ``full`` is what a GPU needs before its advantage shows. ``TORCHCOURSE_BENCH=quick|full`` overrides
 the choice, which defaults to ``full`` when CUDA is present and ``quick`` otherwise.
+
+Each measurement is the median and interquartile range (IQR) over at least :data:`MIN_BLOCKS`
+blocks of runs (one block would give an IQR of 0, a spread that was never measured). With
+``TORCHCOURSE_SAVE_BENCH=folder`` every sweep is also saved there as JSON with its environment.
+A GPU run recorded for the course (``data/gpu-reference.json``, written by ``tools/gpu_run.sh``)
+is shown beside a CPU-only learner's numbers, labelled as recorded, not measured here.
 """
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 import logging
 import os
+import platform
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,7 +36,7 @@ from torch.utils import benchmark  # noqa: E402
 
 from .devices import cuda_available, devices, synchronize  # noqa: E402
 
-__all__ = ["PRESETS", "BenchResult", "Timing", "bench", "preset", "sizes", "time_fn"]
+__all__ = ["PRESETS", "BenchResult", "Timing", "bench", "environment", "preset", "reference", "sizes", "time_fn"]
 
 #: Sweep sizes per workload. The meaning of a size is the workload's own (n for an n x n matmul,
 #: element count for element-wise ops, batch size for a model step).
@@ -56,8 +67,14 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
     },
 }
 
-#: Seconds of repeated runs per measurement; blocked_autorange keeps going until it has this much.
+#: Seconds of repeated runs per measurement: the blocks continue until they add up to this much.
 MIN_RUN_TIME = {"quick": 0.02, "full": 0.2}
+
+#: Blocks per measurement, at least: the median and the IQR are taken over the blocks' per-run times.
+MIN_BLOCKS = 10
+
+#: The recorded GPU run that CPU-only machines show beside their own numbers (absent until one is recorded).
+REFERENCE_FILE = Path(__file__).parent / "data" / "gpu-reference.json"
 
 
 def preset() -> str:
@@ -78,25 +95,82 @@ def sizes(workload: str) -> tuple[int, ...]:
 
 @dataclass
 class Timing:
-    """One measurement: median and interquartile range in seconds, and how many runs made it."""
+    """One measurement: median and interquartile range in seconds per run, over ``blocks`` blocks of ``runs`` in all."""
 
     median: float
     iqr: float
     runs: int
+    blocks: int = 1  # results saved before blocks were counted had one
 
 
-def time_fn(fn: Callable[[], Any], device: str, *, warmup: int = 3, min_run_time: float | None = None) -> Timing:
-    """Time ``fn()`` on ``device`` after ``warmup`` calls, with torch.utils.benchmark.
+def time_fn(
+    fn: Callable[[], Any], device: str, *, warmup: int = 3, min_run_time: float | None = None,
+    blocks: int = MIN_BLOCKS,
+) -> Timing:
+    """Time ``fn()`` on ``device`` after ``warmup`` calls, with torch.utils.benchmark, in ``blocks`` blocks at least.
 
     The Timer synchronises CUDA around every block of runs, and gets the real thread count
     (its default of one thread would make the CPU look several times slower than it is).
+    ``Timer.blocked_autorange`` sizes its blocks so that one block can fill the whole time budget,
+    which leaves a single block and an IQR of 0; here one call sizes the blocks so that
+    ``blocks`` of them fill ``min_run_time``, and blocks are added until they do.
     """
     for _ in range(warmup):
         fn()
     synchronize(device)
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    measurement = timer.blocked_autorange(min_run_time=min_run_time or MIN_RUN_TIME[preset()])
-    return Timing(measurement.median, measurement.iqr, len(measurement.times) * measurement.number_per_run)
+    budget = min_run_time or MIN_RUN_TIME[preset()]
+    one_call = timer._timeit(1)  # the Timer's own block runner (it syncs CUDA), also a last warm-up
+    number = max(1, int(budget / blocks / one_call))
+    raw: list[float] = []
+    while len(raw) < blocks or sum(raw) < budget:
+        raw.append(timer._timeit(number))
+    measurement = benchmark.Measurement(number_per_run=number, raw_times=raw, task_spec=timer._task_spec)
+    return Timing(measurement.median, measurement.iqr, number * len(raw), len(raw))
+
+
+def environment() -> dict[str, str]:
+    """Where a sweep ran: torch, CUDA, GPU, CPU threads and instruction set, preset and date; saved with it."""
+    env = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": str(torch.get_num_threads()),
+        "cpu capability": torch.backends.cpu.get_cpu_capability(),
+        "preset": preset(),
+        "date": datetime.date.today().isoformat(),
+    }
+    if cuda_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+        env["cuda"] = str(torch.version.cuda)
+    return env
+
+
+@cache
+def _reference_file(path: str) -> dict[str, Any]:
+    """The recorded GPU run's file, read once per kernel: ``{"meta": {...}, "sweeps": {label: result}}``."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def reference(label: str) -> BenchResult | None:
+    """The recorded GPU run's sweep with this label, or None when none is recorded.
+
+    ``TORCHCOURSE_GPU_REFERENCE`` names another file (an empty value turns the overlay off).
+    """
+    path = os.environ.get("TORCHCOURSE_GPU_REFERENCE", str(REFERENCE_FILE))
+    if not path or not Path(path).is_file():
+        return None
+    data = _reference_file(path)
+    sweep = data.get("sweeps", {}).get(label)
+    if sweep is None:
+        return None
+    result = BenchResult.from_dict(sweep)
+    result.meta = {**data.get("meta", {}), **result.meta}
+    return result
+
+
+def _file_name(label: str) -> str:
+    """A file name for a sweep's label: ``n x n matmul`` becomes ``n-x-n-matmul.json``."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-").lower() + ".json"
 
 
 @dataclass
@@ -110,9 +184,11 @@ class BenchResult:
     flops: list[float] | None = None
     bytes: list[float] | None = None
     meta: dict[str, str] = field(default_factory=dict)
+    #: A recorded GPU run of the same sweep, shown beside this one when CUDA was not measured here.
+    reference: BenchResult | None = field(default=None, compare=False, repr=False)
 
     def speedup(self) -> list[float] | None:
-        """CPU time over GPU time for each size; None without CUDA."""
+        """CPU time over GPU time for each size; None unless both were measured."""
         if "cuda" not in self.timings or "cpu" not in self.timings:
             return None
         return [c.median / g.median for c, g in zip(self.timings["cpu"], self.timings["cuda"], strict=True)]
@@ -129,34 +205,72 @@ class BenchResult:
         """The throughput unit: GFLOP/s for FLOP counts, GB/s for byte counts."""
         return "GFLOP/s" if self.flops else "GB/s"
 
+    def _overlay(self) -> BenchResult | None:
+        """The recorded run to show beside this one: only when it has CUDA and this one does not."""
+        ref = self.reference
+        return ref if ref is not None and "cuda" in ref.timings and "cuda" not in self.timings else None
+
+    def _blocks(self, device: str) -> str:
+        """How many blocks each of the device's medians comes from, for the column's header."""
+        counts = sorted({t.blocks for t in self.timings[device]})
+        if len(counts) > 1:
+            return f"{counts[0]}-{counts[-1]} blocks"
+        return "1 block" if counts == [1] else f"{counts[0]} blocks"
+
     def table(self) -> tuple[list[str], list[list[str]]]:
-        """Header and rows of the result table, as strings."""
-        header = ["size"] + [f"{d} ms (IQR)" for d in ("cpu", "cuda")] + ["GPU/CPU speed-up"]
-        if self.flops or self.bytes:
-            header += [f"{d} {self.unit}" for d in ("cpu", "cuda")]
+        """Header and rows of the result table, as strings: one column per measured device, recorded ones marked."""
+        ref = self._overlay()
+        measured = [d for d in ("cpu", "cuda") if d in self.timings]
+        work = bool(self.flops or self.bytes)
+        header = ["size"] + [f"{d} ms (IQR, {self._blocks(d)})" for d in measured]
         speedup = self.speedup()
+        if speedup:
+            header.append("GPU/CPU speed-up")
+        if work:
+            header += [f"{d} {self.unit}" for d in measured]
+        if ref is not None:
+            header += ["cuda ms (recorded)", f"cuda {ref.unit} (recorded)"]
+        ref_rows = {n: i for i, n in enumerate(ref.sizes)} if ref is not None else {}
         rows = []
-        for i, size in enumerate(self.sizes):
+        for size in sorted(set(self.sizes) | set(ref_rows)):
+            i = self.sizes.index(size) if size in self.sizes else None
             row = [f"{size:,}"]
-            for device in ("cpu", "cuda"):
-                if device in self.timings:
-                    t = self.timings[device][i]
-                    row.append(f"{t.median * 1e3:.4g} ({t.iqr * 1e3:.2g})")
-                else:
-                    row.append("CUDA not available")
-            row.append(f"{speedup[i]:.2f}x" if speedup else "CUDA not available")
-            if self.flops or self.bytes:
-                for device in ("cpu", "cuda"):
+            for device in measured:
+                t = self.timings[device][i] if i is not None else None
+                row.append(f"{t.median * 1e3:.4g} ({t.iqr * 1e3:.2g})" if t else "-")
+            if speedup:
+                row.append(f"{speedup[i]:.2f}x" if i is not None else "-")
+            if work:
+                for device in measured:
                     tp = self.throughput(device)
-                    row.append(f"{tp[i]:.4g}" if tp else "CUDA not available")
+                    row.append(f"{tp[i]:.4g}" if tp and i is not None else "-")
+            if ref is not None:
+                j = ref_rows.get(size)
+                rates = ref.throughput("cuda")
+                row.append(f"{ref.timings['cuda'][j].median * 1e3:.4g}" if j is not None else "-")
+                row.append(f"{rates[j]:.4g}" if rates and j is not None else "-")
             rows.append(row)
         return header, rows
+
+    def note(self) -> str:
+        """One line on what the table does not show: CUDA absent, or the recorded run it shows instead."""
+        if "cuda" in self.timings:
+            return "" if "cpu" in self.timings else "Timed on CUDA only."
+        ref = self._overlay()
+        if ref is None:
+            return ("CUDA not available here, and no GPU reference run has been recorded yet "
+                    "(docs/gpu-runs.md): only this machine's CPU is shown.")
+        meta = ref.meta
+        return (f"CUDA not available here. The recorded columns come from {meta.get('gpu', 'a GPU')}, "
+                f"torch {meta.get('torch', '?')}, {meta.get('date', 'undated')}, {meta.get('preset', '?')} preset: "
+                "recorded, not measured here.")
 
     def __str__(self) -> str:
         header, rows = self.table()
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
-        return f"{self.label}\n" + "\n".join(lines)
+        note = self.note()
+        return f"{self.label}\n" + "\n".join(lines) + (f"\n{note}" if note else "")
 
     __repr__ = __str__
 
@@ -164,7 +278,9 @@ class BenchResult:
         header, rows = self.table()
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<b>{html.escape(self.label)}</b><table><tr>{head}</tr>{body}</table>"
+        note = self.note()
+        foot = f"<p><i>{html.escape(note)}</i></p>" if note else ""
+        return f"<b>{html.escape(self.label)}</b><table><tr>{head}</tr>{body}</table>{foot}"
 
     def plot(self, ax: Any = None) -> Any:
         """Draw time per device and GPU/CPU speed-up against size; returns the matplotlib axes."""
@@ -173,14 +289,16 @@ class BenchResult:
         return plot_bench(self, ax=ax)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy, for saving a GPU run beside the course."""
-        return asdict(self)
+        """A JSON-ready copy, for saving a GPU run beside the course (the reference overlay is not saved)."""
+        data = asdict(self)
+        data.pop("reference", None)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchResult:
         """Rebuild a result saved with :meth:`to_dict`."""
         timings = {d: [Timing(**t) for t in ts] for d, ts in data["timings"].items()}
-        return cls(**{**data, "timings": timings})
+        return cls(**{**{k: v for k, v in data.items() if k != "reference"}, "timings": timings})
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the result as JSON."""
@@ -208,15 +326,18 @@ def bench(
     sweep_sizes = list(sizes(sweep) if isinstance(sweep, str) else sweep)
     run_on = list(on or devices())
     timings = {d: [time_fn(make(n, d), d, min_run_time=min_run_time) for n in sweep_sizes] for d in run_on}
-    meta = {"torch": torch.__version__, "threads": str(torch.get_num_threads()), "preset": preset()}
-    if "cuda" in run_on:
-        meta["gpu"] = torch.cuda.get_device_name(0)
-    return BenchResult(
+    result = BenchResult(
         label=label,
         sizes=sweep_sizes,
         devices=run_on,
         timings=timings,
         flops=[float(flops(n)) for n in sweep_sizes] if flops else None,
         bytes=[float(bytes(n)) for n in sweep_sizes] if bytes else None,
-        meta=meta,
+        meta=environment(),
     )
+    result.reference = reference(label)
+    save_to = os.environ.get("TORCHCOURSE_SAVE_BENCH")
+    if save_to:  # a recorded run (tools/gpu_run.sh): every sweep of every notebook, with its environment
+        Path(save_to).mkdir(parents=True, exist_ok=True)
+        result.save(Path(save_to) / _file_name(label))
+    return result

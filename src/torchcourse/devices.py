@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 
 __all__ = [
     "DEVICES",
+    "TF32_TOLERANCE",
     "EnvironmentReport",
     "cuda_available",
     "devices",
@@ -19,6 +21,7 @@ __all__ = [
     "move_to",
     "run_on_devices",
     "synchronize",
+    "tf32_enabled",
 ]
 
 
@@ -110,6 +113,46 @@ def _leaves(value: Any) -> list[torch.Tensor]:
     return []
 
 
+#: How far a float32 result computed with TF32 may be from the CPU's: TF32 keeps 10 mantissa bits
+#: (about three decimal digits) of each input to a convolution or matmul, float32 keeps 23.
+TF32_TOLERANCE: dict[str, float] = {"atol": 1e-2, "rtol": 1e-2}
+
+
+def tf32_enabled(device: str | torch.device) -> bool:
+    """True when float32 convolutions or matmuls on ``device`` may run in TF32 (CUDA, Ampere or later).
+
+    cuDNN convolutions use TF32 by default (``torch.backends.cudnn.allow_tf32``); matmuls do only
+    when asked (``allow_tf32`` or ``torch.set_float32_matmul_precision("high")``).
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or not cuda_available():
+        return False
+    if torch.cuda.get_device_capability(device)[0] < 8:  # TF32 tensor cores start with Ampere
+        return False
+    with warnings.catch_warnings():  # newer releases steer towards fp32_precision; the old flags still answer
+        warnings.simplefilter("ignore")
+        return bool(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32
+                    or torch.get_float32_matmul_precision() != "highest")
+
+
+def _has_float32(value: Any) -> bool:
+    """True when ``value`` holds a float32 or complex64 tensor (the dtypes TF32 rounds)."""
+    if isinstance(value, torch.Tensor):
+        return value.dtype in (torch.float32, torch.complex64)
+    if isinstance(value, (list, tuple)):
+        return any(_has_float32(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_float32(v) for v in value.values())
+    return False
+
+
+def _tolerance(device: str, value: Any, atol: float | None, rtol: float | None) -> dict[str, float | None]:
+    """The tolerances to compare ``value`` from ``device`` with: the caller's, else TF32's where it applies."""
+    if atol is None and rtol is None and tf32_enabled(device) and _has_float32(value):
+        return dict(TF32_TOLERANCE)
+    return {"atol": atol, "rtol": rtol}
+
+
 def run_on_devices(
     fn: Callable[..., Any],
     *args: Any,
@@ -123,6 +166,10 @@ def run_on_devices(
     Tensors in ``args``/``kwargs`` are copied to each device. When the result is a scalar tensor
     and some input requires grad, ``backward()`` runs too and the gradients are compared.
     Returns ``{device: result}`` so the lesson can keep asserting on any of them.
+
+    Without ``atol``/``rtol``, results are compared with ``torch.testing.assert_close``'s defaults
+    for their dtype, except float32 results from a CUDA device that computes in TF32 (cuDNN
+    convolutions do by default on Ampere and later): those get :data:`TF32_TOLERANCE`.
     """
     results: dict[str, Any] = {}
     grads: dict[str, list[torch.Tensor | None]] = {}
@@ -137,12 +184,14 @@ def run_on_devices(
     reference_device, *others = list(results)
     for device in others:
         torch.testing.assert_close(
-            _to_cpu(results[device]), _to_cpu(results[reference_device]), atol=atol, rtol=rtol,
+            _to_cpu(results[device]), _to_cpu(results[reference_device]),
+            **_tolerance(device, results[device], atol, rtol),
             msg=lambda m, d=device: f"{d} disagrees with {reference_device}: {m}",
         )
         if device in grads:
             torch.testing.assert_close(
-                _to_cpu(grads[device]), _to_cpu(grads[reference_device]), atol=atol, rtol=rtol,
+                _to_cpu(grads[device]), _to_cpu(grads[reference_device]),
+                **_tolerance(device, grads[device], atol, rtol),
                 msg=lambda m, d=device: f"gradients on {d} disagree with {reference_device}: {m}",
             )
     return results

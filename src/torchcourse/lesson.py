@@ -26,7 +26,12 @@ _WORKDIR: Path | None = None
 
 
 def setup(seed: int = 0) -> EnvironmentReport:
-    """Seed Python, NumPy and torch, start the API tracer when asked to, and report the environment."""
+    """Seed Python, NumPy and torch, start the API tracer when asked to, and report the environment.
+
+    ``TORCHCOURSE_THREADS=N`` sets torch's CPU thread count first: ``make test-portable`` uses it to
+    simulate another core count (``OMP_NUM_THREADS`` alone cannot raise torch above the cores present).
+    """
+    _apply_thread_setting()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -35,6 +40,16 @@ def setup(seed: int = 0) -> EnvironmentReport:
 
 
 _PREFIX = "torchcourse-"
+
+
+def _apply_thread_setting() -> None:
+    """Honour ``TORCHCOURSE_THREADS`` (a simulated core count); run on import too, for the exercise notebooks."""
+    threads = os.environ.get("TORCHCOURSE_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+_apply_thread_setting()
 
 
 def workdir() -> Path:
@@ -86,11 +101,13 @@ def _first_line(text: str) -> str:
 
 
 @contextmanager
-def expect_error(kind: type[BaseException], match: str = "") -> Iterator[Caught]:
+def expect_error(kind: type[BaseException], match: str = "", *, show: bool = True) -> Iterator[Caught]:
     """Assert that the block raises ``kind`` with a message matching ``match``, then show it.
 
     A lesson uses this to show an error and still run top to bottom: the cell passes only when
-    PyTorch raises exactly what the lesson says it does.
+    PyTorch raises exactly what the lesson says it does. Inside a loop over the devices, pass
+    ``show=(device == "cpu")``: the check runs on every device, the message prints once, and the
+    output is the same with or without a GPU.
     """
     caught = Caught()
     token = tracing.expect_begin()  # the coverage tracer notes what the block shows
@@ -103,14 +120,15 @@ def expect_error(kind: type[BaseException], match: str = "") -> Iterator[Caught]
             ) from error
         caught.error = error
         tracing.expect_end(token, error)
-        print(f"{type(error).__name__}: {_first_line(str(error))}")
+        if show:
+            print(f"{type(error).__name__}: {_first_line(str(error))}")
         return
     raise AssertionError(f"expected {kind.__name__} matching {match!r}, but nothing was raised")
 
 
 @contextmanager
-def expect_warning(kind: type[Warning], match: str = "") -> Iterator[Caught]:
-    """Assert that the block warns ``kind`` with a message matching ``match``, then show it."""
+def expect_warning(kind: type[Warning], match: str = "", *, show: bool = True) -> Iterator[Caught]:
+    """Assert that the block warns ``kind`` with a message matching ``match``, then show it (unless not ``show``)."""
     caught = Caught()
     token = tracing.expect_begin()  # the coverage tracer notes what the block shows
     previous = torch.is_warn_always_enabled()
@@ -125,7 +143,8 @@ def expect_warning(kind: type[Warning], match: str = "") -> Iterator[Caught]:
         if issubclass(warning.category, kind) and re.search(match, str(warning.message)):
             caught.warning = warning
             tracing.expect_end(token, warning)
-            print(f"{warning.category.__name__}: {_first_line(str(warning.message))}")
+            if show:
+                print(f"{warning.category.__name__}: {_first_line(str(warning.message))}")
             return
     got = "; ".join(f"{w.category.__name__}: {w.message}" for w in seen) or "no warning"
     raise AssertionError(f"expected {kind.__name__} matching {match!r}, got {got}")

@@ -13,23 +13,40 @@ __all__ = ["plot_bench", "show_matrix"]
 
 
 def plot_bench(result: BenchResult, ax: Any = None) -> Any:
-    """Time per device (left) and GPU/CPU speed-up (right) against size, on log axes."""
+    """Time per device (left) and GPU/CPU speed-up (right) against size, on log axes.
+
+    Error bars span the interquartile range. Without CUDA, a recorded GPU run (when the course has
+    one) is drawn dashed and labelled "recorded", with its own machine's speed-up on the right.
+    """
     if ax is None:
         _, ax = plt.subplots(1, 2, figsize=(10, 3.5))
     time_ax, speed_ax = ax
     for device, timings in result.timings.items():
-        time_ax.loglog(result.sizes, [t.median * 1e3 for t in timings], "o-", label=device)
-    time_ax.set(xlabel="size", ylabel="median ms per call", title=result.label)
-    time_ax.legend()
-    speedup = result.speedup()
+        medians = [t.median * 1e3 for t in timings]
+        time_ax.errorbar(result.sizes, medians, yerr=[[t.iqr / 2 * 1e3 for t in timings]] * 2, fmt="o-",
+                         capsize=3, label=f"{device} (this machine)")
+    reference = result._overlay()
+    if reference is not None:
+        gpu = reference.meta.get("gpu", "GPU")
+        for device, timings in reference.timings.items():
+            time_ax.plot(reference.sizes, [t.median * 1e3 for t in timings], "s--", alpha=0.7,
+                         label=f"{device}, recorded on {gpu}")
+    time_ax.set(xscale="log", yscale="log", xlabel="size", ylabel="median ms per call", title=result.label)
+    time_ax.legend(fontsize="small")
+    speedup, source = result.speedup(), result
+    if speedup is None and reference is not None and reference.speedup() is not None:
+        speedup, source = reference.speedup(), reference
     if speedup is None:
-        speed_ax.text(0.5, 0.5, "CUDA not available:\nno speed-up to plot", ha="center", va="center")
+        why = "no GPU run recorded" if reference is None else "the recorded run has no CPU column"
+        speed_ax.text(0.5, 0.5, f"CUDA not available here, {why}:\nno speed-up to plot", ha="center", va="center")
         speed_ax.set_axis_off()
     else:
-        speed_ax.semilogx(result.sizes, speedup, "o-", color="tab:green")
+        recorded = source is not result
+        speed_ax.semilogx(source.sizes, speedup, "s--" if recorded else "o-", color="tab:green",
+                          label=f"recorded on {source.meta.get('gpu', 'GPU')}" if recorded else "measured here")
         speed_ax.axhline(1.0, color="grey", linestyle="--", label="break-even")
         speed_ax.set(xlabel="size", ylabel="GPU/CPU speed-up", title="speed-up")
-        speed_ax.legend()
+        speed_ax.legend(fontsize="small")
     plt.tight_layout()
     return ax
 

@@ -1,0 +1,89 @@
+"""The authors' portable check (tools/check_portable.py): it finds the cells that encode the machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("check_portable", ROOT / "tools" / "check_portable.py")
+check_portable = importlib.util.module_from_spec(spec)
+sys.modules["check_portable"] = check_portable  # its dataclass looks its module up
+spec.loader.exec_module(check_portable)
+reasons = check_portable.cell_reasons
+
+OFFENDERS = {  # source, committed output: each one differs between machines
+    "CUDA-only print": ('if tc.cuda_available():\n    assert x.is_cuda\nelse:\n    print("CUDA not available")',
+                        "CUDA not available\n"),
+    "error shown on a GPU only": ('for device in tc.DEVICES:\n    if device != "cpu":\n'
+                                  '        with tc.expect_error(TypeError, "cpu"):\n            t.numpy()\nx', "1"),
+    "error shown once per device": ('for device in tc.DEVICES:\n    with tc.expect_error(RuntimeError, "no"):\n'
+                                    '        f(device)', "RuntimeError: no\n"),
+    "last device's tensor": ("for device in tc.DEVICES:\n    s = torch.ones(2, device=device)\ns.to_dense()",
+                             "tensor([1., 1.])"),
+    "the device list": ("results = tc.run_on_devices(f, x)\nsorted(results)", "['cpu']"),
+    "thread count": ("(set(seen), torch.get_num_threads())", "({1}, 2)"),
+    "torch version": ("torch.__version__", "'2.14.1+cu130'"),
+    "preset sizes": ('for n in tc.sizes("mlp"):\n    print(n)', "8\n64\n"),
+    "machine in the output": ("report", "GPU: NVIDIA H200, 139.8 GiB, 132 SMs"),
+}
+
+PORTABLE = {  # device-neutral on every machine
+    "CPU value after a device loop": ("for device in tc.DEVICES:\n    a = torch.ones(2, device=device)\na.cpu()",
+                                      "tensor([1., 1.])"),
+    "a value made on the CPU": ("for device in tc.DEVICES:\n    assert f(device)\ntorch.zeros(2)", "tensor([0., 0.])"),
+    "the CPU's result": ('results = tc.run_on_devices(f, x)\nresults["cpu"]', "tensor(12.)"),
+    "error shown once": ('for device in tc.DEVICES:\n'
+                         '    with tc.expect_error(RuntimeError, "no", show=device == "cpu"):\n'
+                         "        f(device)", "RuntimeError: no\n"),
+    "no output": ("if tc.cuda_available():\n    assert torch.cuda.device_count() > 0", ""),
+    "a variable's name": ("run('CUDA_VISIBLE_DEVICES=0 python a.py')", "{'CUDA_VISIBLE_DEVICES': '0'}"),
+    "a check's devices, sanitised": ("q4.check(f)", "All 3 hidden test cases pass on DEVICES."),
+}
+
+
+@pytest.mark.parametrize("name", OFFENDERS)
+def test_offenders_are_found(name):
+    source, output = OFFENDERS[name]
+    assert reasons(source, output), name
+
+
+@pytest.mark.parametrize("name", PORTABLE)
+def test_portable_cells_pass(name):
+    source, output = PORTABLE[name]
+    assert reasons(source, output) == [], name
+
+
+def _notebook(tmp_path, cells):
+    nb = nbformat.v4.new_notebook()
+    for source, output, tags in cells:
+        cell = nbformat.v4.new_code_cell(source, outputs=[nbformat.v4.new_output("stream", text=output)])
+        cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_ignore_marker_and_review_tag_exempt_a_cell(tmp_path):
+    source, output = OFFENDERS["CUDA-only print"]
+    path = _notebook(tmp_path, [(source, output, []), ("# NBVAL_IGNORE_OUTPUT\n" + source, output, []),
+                                (source, output, ["portable"])])
+    found = check_portable.check(path)
+    assert [o.cell for o in found] == [0]
+    assert check_portable.main([str(path)]) == 1
+
+
+def test_the_course_passes_its_own_check():
+    assert check_portable.main([]) == 0
+
+
+def test_the_check_finds_what_the_issue_found_in_the_first_edition(tmp_path):
+    # 05.6 printed the thread counts Timer saw, which made a one-thread run fail.
+    path = _notebook(tmp_path, [('seen = []\nbenchmark.Timer(stmt="seen.append(torch.get_num_threads())").timeit(3)\n'
+                                 "(set(seen), set(seen_all))", "({1}, {2})", [])])
+    assert "get_num_threads" in check_portable.check(path)[0].reason
