@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from torchcourse import lesson
-from torchcourse.lesson import expect_error, expect_warning, setup, workdir
+from torchcourse.lesson import expect_error, expect_warning, same_memory, setup, workdir
 
 
 def test_setup_seeds_torch():
@@ -83,3 +83,9 @@ def test_workdir_removes_folders_of_dead_kernels(monkeypatch):
     monkeypatch.setattr(lesson, "_WORKDIR", None)
     fresh = workdir()
     assert not orphan.exists() and fresh.exists()
+
+
+def test_same_memory_tells_views_from_copies():
+    base = torch.arange(6.0)
+    assert same_memory(base[2:], base) and same_memory(base.view(2, 3).t(), base)
+    assert not same_memory(base.clone(), base) and not same_memory(base[[0, 1]], base)

@@ -49,6 +49,8 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "conv": (2, 8),
         "copy": (2**16, 2**20),
         "checkpoint": (4, 8),
+        "loop": (2**6, 2**8, 2**10),
+        "elementwise_dram": (2**22, 2**24),
     },
     "full": {
         "matmul": (64, 256, 1024, 2048, 4096),
@@ -58,6 +60,8 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "conv": (8, 32, 128),
         "copy": (2**16, 2**20, 2**24, 2**26),
         "checkpoint": (8, 16, 32),
+        "loop": (2**6, 2**8, 2**10),
+        "elementwise_dram": (2**24, 2**26),
     },
 }
 
