@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from torchcourse import lesson
-from torchcourse.lesson import expect_error, expect_warning, setup, workdir
+from torchcourse.lesson import expect_error, expect_warning, same_memory, setup, workdir
 
 
 def test_setup_seeds_torch():
@@ -93,3 +93,9 @@ def test_setup_sets_the_thread_count_a_portable_run_asks_for(monkeypatch):
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(previous)
+
+
+def test_same_memory_tells_views_from_copies():
+    base = torch.arange(6.0)
+    assert same_memory(base[2:], base) and same_memory(base.view(2, 3).t(), base)
+    assert not same_memory(base.clone(), base) and not same_memory(base[[0, 1]], base)

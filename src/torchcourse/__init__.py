@@ -2,7 +2,7 @@
 
 from .bench import bench, sizes
 from .devices import DEVICES, cuda_available, devices, environment_report, run_on_devices, synchronize
-from .lesson import expect_error, expect_warning, setup, workdir
+from .lesson import expect_error, expect_warning, same_memory, setup, workdir
 
 __version__ = "0.1.0"
 
@@ -15,6 +15,7 @@ __all__ = [
     "expect_error",
     "expect_warning",
     "run_on_devices",
+    "same_memory",
     "setup",
     "sizes",
     "synchronize",

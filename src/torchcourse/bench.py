@@ -52,6 +52,8 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "loader_batch": (1, 8, 32),
         "loader_workers": (0, 2),
         "h2d_batch": (8, 64),
+        "loop": (2**6, 2**8, 2**10),
+        "elementwise_dram": (2**22, 2**24),
     },
     "full": {
         "matmul": (64, 256, 1024, 2048, 4096),
@@ -64,6 +66,8 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "loader_batch": (1, 8, 64, 256),
         "loader_workers": (0, 2, 4),
         "h2d_batch": (8, 64, 256, 1024),
+        "loop": (2**6, 2**8, 2**10),
+        "elementwise_dram": (2**24, 2**26),
     },
 }
 

@@ -20,9 +20,14 @@ import torch
 from . import tracing
 from .devices import EnvironmentReport, environment_report
 
-__all__ = ["Caught", "expect_error", "expect_warning", "setup", "workdir"]
+__all__ = ["Caught", "expect_error", "expect_warning", "same_memory", "setup", "workdir"]
 
 _WORKDIR: Path | None = None
+
+
+def same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """True when ``a`` and ``b`` are windows onto the same storage buffer (lesson 01.2 explains the test)."""
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 def setup(seed: int = 0) -> EnvironmentReport:
