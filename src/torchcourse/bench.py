@@ -38,6 +38,9 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "conv": (2, 8),
         "copy": (2**16, 2**20),
         "checkpoint": (4, 8),
+        "conv_train": (2, 8),
+        "lstm": (4, 16),
+        "train_step": (16, 64),
     },
     "full": {
         "matmul": (64, 256, 1024, 2048, 4096),
@@ -47,6 +50,9 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "conv": (8, 32, 128),
         "copy": (2**16, 2**20, 2**24, 2**26),
         "checkpoint": (8, 16, 32),
+        "conv_train": (8, 32, 128),
+        "lstm": (16, 64, 256),
+        "train_step": (64, 256, 1024),
     },
 }
 
