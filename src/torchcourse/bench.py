@@ -54,6 +54,9 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "h2d_batch": (8, 64),
         "loop": (2**6, 2**8, 2**10),
         "elementwise_dram": (2**22, 2**24),
+        "conv_train": (2, 8),
+        "lstm": (4, 16),
+        "train_step": (16, 64),
     },
     "full": {
         "matmul": (64, 256, 1024, 2048, 4096),
@@ -68,6 +71,9 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "h2d_batch": (8, 64, 256, 1024),
         "loop": (2**6, 2**8, 2**10),
         "elementwise_dram": (2**24, 2**26),
+        "conv_train": (8, 32, 128),
+        "lstm": (16, 64, 256),
+        "train_step": (64, 256, 1024),
     },
 }
 

@@ -1,0 +1,544 @@
+"""Chapter 03 checks: every reference passes, other correct answers pass, typical wrong answers are told why."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from grading import rejected
+from torch import nn
+from torch.nn.utils import prune
+
+from torchcourse.checks import Status
+from torchcourse.checks import nn as ch
+
+
+def accepted(exercise, answer) -> None:
+    outcome = exercise.grade(answer)
+    assert outcome.status is Status.CORRECT, outcome.message
+    assert outcome.points == exercise.points
+
+
+@pytest.mark.parametrize("exercise", list(ch.chapter.exercises.values()), ids=lambda ex: ex.id)
+def test_reference_passes(exercise) -> None:
+    accepted(exercise, exercise.reference)
+
+
+def test_chapter_has_at_least_ten_exercises_in_order() -> None:
+    ids = list(ch.chapter.exercises)
+    assert len(ids) >= 10 and ids == [f"q{i}" for i in range(1, len(ids) + 1)]
+    assert ch.chapter.name == "03_nn"
+
+
+def _cases(exercise):
+    return [exercise.inputs(torch.Generator().manual_seed(exercise.seed(t)), "cpu") for t in range(exercise.trials)]
+
+
+# --- q1 · a module whose parameters register
+
+
+class _ListMLP(nn.Module):
+    def __init__(self, sizes):
+        super().__init__()
+        self.layers = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(x) if i == 0 else layer(torch.relu(x))
+        return x
+
+
+class _ModuleListMLP(_ListMLP):
+    def __init__(self, sizes):
+        super().__init__(sizes)
+        self.layers = nn.ModuleList(self.layers)
+
+
+def _sequential_with(sizes, last_relu=False, relu=True):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        if i and relu:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(a, b))
+    if last_relu:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _ordered_dict_mlp(sizes):
+    from collections import OrderedDict
+
+    parts = OrderedDict()
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        if i:
+            parts[f"act{i}"] = nn.ReLU()
+        parts[f"fc{i}"] = nn.Linear(a, b)
+    return nn.Sequential(parts)
+
+
+def test_q1_correct_variants() -> None:
+    accepted(ch.q1, _ModuleListMLP)
+    accepted(ch.q1, _ordered_dict_mlp)
+    accepted(ch.q1, lambda sizes: _sequential_with(sizes))
+
+
+def test_q1_wrong_answers() -> None:
+    rejected(ch.q1, _ListMLP, "no registered parameters", "ModuleList")
+    rejected(ch.q1, lambda sizes: _sequential_with(sizes, last_relu=True), "No ReLU after the last layer")
+    rejected(ch.q1, lambda sizes: _sequential_with(sizes, relu=False), "Put a ReLU between")
+    rejected(ch.q1, lambda sizes: nn.Sequential(nn.Linear(sizes[0], sizes[-1])), "parameter tensors")
+    as_list = lambda sizes: [nn.Linear(a, b) for a, b in zip(sizes, sizes[1:], strict=False)]  # noqa: E731
+    rejected(ch.q1, as_list, "Return an nn.Module")
+
+
+def test_q1_cases_include_deep_and_shallow_nets() -> None:
+    depths = {len(sizes) for (sizes,) in _cases(ch.q1)}
+    assert 2 in depths and max(depths) >= 4
+
+
+# --- q2, q3 · shapes
+
+
+def test_q2_correct_variants_and_the_layer_agrees() -> None:
+    accepted(
+        ch.q2,
+        lambda h, w, k, s, p, d: tuple(
+            math.floor((n + 2 * pp - dd * (kk - 1) - 1) / ss + 1)
+            for n, kk, ss, pp, dd in zip((h, w), k, s, p, d, strict=True)
+        ),
+    )
+    accepted(ch.q2, lambda h, w, k, s, p, d: tuple(nn.Conv2d(1, 1, k, s, p, d)(torch.zeros(1, 1, h, w)).shape[2:]))
+    accepted(
+        ch.q2,
+        lambda h, w, k, s, p, d: (
+            tuple(F.unfold(torch.zeros(1, 1, h, w), k, d, p, s).shape[-1:]) and ch.conv2d_output_shape(h, w, k, s, p, d)
+        ),
+    )
+    for case in _cases(ch.q2):
+        h, w, k, s, p, d = case
+        assert nn.Conv2d(1, 1, k, s, p, d)(torch.zeros(1, 1, h, w)).shape[2:] == ch.conv2d_output_shape(*case)
+
+
+def test_q2_cases_cover_every_option() -> None:
+    cases = _cases(ch.q2)
+    assert any(d != (1, 1) for *_, d in cases) and any(s != (1, 1) for *_, s, _p, _d in cases)
+    assert any(p != (0, 0) for *_, p, _d in cases)
+
+
+def test_q2_wrong_answers() -> None:
+    no_dilation = lambda h, w, k, s, p, d: tuple(
+        (n + 2 * pp - (kk - 1) - 1) // ss + 1 for n, kk, ss, pp in zip((h, w), k, s, p, strict=False)
+    )  # noqa: E731
+    rejected(ch.q2, no_dilation, "dilation")
+    rejected(
+        ch.q2,
+        lambda h, w, k, s, p, d: tuple(
+            (n + pp - dd * (kk - 1) - 1) // ss + 1 for n, kk, ss, pp, dd in zip((h, w), k, s, p, d, strict=True)
+        ),
+        "both sides",
+    )
+    rejected(
+        ch.q2,
+        lambda h, w, k, s, p, d: tuple(
+            math.ceil((n + 2 * pp - dd * (kk - 1) - 1) / ss) + 1
+            for n, kk, ss, pp, dd in zip((h, w), k, s, p, d, strict=True)
+        ),
+        "rounded up",
+    )
+    rejected(ch.q2, lambda h, w, k, s, p, d: torch.tensor(ch.conv2d_output_shape(h, w, k, s, p, d)), "tuple")
+
+
+def test_q3_correct_variants_and_the_layer_agrees() -> None:
+    accepted(
+        ch.q3,
+        lambda n, k, s, p, op, d: nn.ConvTranspose1d(1, 1, k, s, p, op, dilation=d)(torch.zeros(1, 1, n)).shape[-1],
+    )
+    accepted(ch.q3, lambda n, k, s, p, op, d: int((n - 1) * s - 2 * p + d * (k - 1) + op + 1))
+    accepted(ch.q3, lambda n, k, s, p, op, d: (n - 1) * s + d * k - d - 2 * p + op + 1)
+
+
+def test_q3_wrong_answers() -> None:
+    rejected(ch.q3, lambda n, k, s, p, op, d: (n - 1) * s - 2 * p + k, "004")
+    rejected(ch.q3, lambda n, k, s, p, op, d: (n - 1) * s - 2 * p + d * (k - 1) + 1, "output_padding")
+    rejected(ch.q3, lambda n, k, s, p, op, d: (n + 2 * p - d * (k - 1) - 1) // s + 1, "convolution's formula")
+    rejected(ch.q3, lambda n, k, s, p, op, d: float((n - 1) * s - 2 * p + d * (k - 1) + op + 1) + 0.5, "whole number")
+
+
+# --- q4 · batch norm
+
+
+def _bn_manual(x, rm, rv, w, b, momentum, eps):
+    mean, var = x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)
+    n = x.numel() / x.shape[1]
+    y = (x - mean[None, :, None, None]) / (var[None, :, None, None] + eps).sqrt() * w[None, :, None, None] + b[
+        None, :, None, None
+    ]
+    return y, (1 - momentum) * rm + momentum * mean, (1 - momentum) * rv + momentum * var * n / (n - 1)
+
+
+def _bn_module(x, rm, rv, w, b, momentum, eps):
+    bn = nn.BatchNorm2d(x.shape[1], eps=eps, momentum=momentum)
+    with torch.no_grad():
+        bn.running_mean.copy_(rm)
+        bn.running_var.copy_(rv)
+        bn.weight.copy_(w)
+        bn.bias.copy_(b)
+    return bn(x).detach(), bn.running_mean, bn.running_var
+
+
+def _bn_in_place(x, rm, rv, w, b, momentum, eps):
+    return F.batch_norm(x, rm, rv, w, b, training=True, momentum=momentum, eps=eps), rm, rv
+
+
+def test_q4_correct_variants() -> None:
+    accepted(ch.q4, _bn_manual)
+    accepted(ch.q4, _bn_module)
+    accepted(ch.q4, lambda *a: tuple(t.clone() for t in ch.batch_norm_train(*a)))
+
+
+def test_q4_wrong_answers() -> None:
+    rejected(ch.q4, ch._bn_wrong(unbiased_norm=True), "biased variance")
+    rejected(ch.q4, ch._bn_wrong(biased_running=True), "unbiased")
+    rejected(ch.q4, ch._bn_wrong(swap=True), "Momentum is the weight")
+    rejected(ch.q4, _bn_in_place, "changed its input")
+
+
+# --- q5 · stable BCE
+
+
+def test_q5_correct_variants() -> None:
+    accepted(ch.q5, lambda x, y: (x.clamp(min=0) - x * y + torch.log1p(torch.exp(-x.abs()))).mean())
+    accepted(ch.q5, lambda x, y: -(y * F.logsigmoid(x) + (1 - y) * F.logsigmoid(-x)).mean())
+    accepted(ch.q5, lambda x, y: nn.BCEWithLogitsLoss()(x, y))
+
+
+def test_q5_cases_include_soft_and_hard_targets() -> None:
+    kinds = {bool(((y == 0) | (y == 1)).all()) for _, y in _cases(ch.q5)}
+    assert kinds == {True, False} or len(_cases(ch.q5)) < 2
+
+
+def test_q5_wrong_answers() -> None:
+    rejected(ch.q5, ch._naive_bce, "sigmoid rounds")
+    rejected(ch.q5, lambda x, y: F.binary_cross_entropy(torch.sigmoid(x), y), "clamps")
+    rejected(ch.q5, lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction="sum"), "mean")
+    rejected(ch.q5, lambda x, y: (x.clamp(min=0) + x * y + torch.log1p(torch.exp(-x.abs()))).mean(), "differ")
+
+
+# --- q6 · label smoothing
+
+
+def test_q6_correct_variants() -> None:
+    def by_target(x, y, s):
+        c = x.shape[1]
+        target = F.one_hot(y, c).to(x.dtype) * (1 - s) + s / c
+        return -(target * x.log_softmax(dim=1)).sum(dim=1).mean()
+
+    accepted(ch.q6, by_target)
+    accepted(ch.q6, lambda x, y, s: (1 - s) * F.nll_loss(x.log_softmax(1), y) - s * x.log_softmax(1).mean(1).mean())
+    accepted(ch.q6, lambda x, y, s: nn.CrossEntropyLoss(label_smoothing=s)(x, y))
+
+
+def test_q6_wrong_answers() -> None:
+    rejected(ch.q6, ch._smoothing_spread_to_others, "other classes only")
+    rejected(ch.q6, lambda x, y, s: F.cross_entropy(x, y), "plain cross-entropy")
+    rejected(
+        ch.q6, lambda x, y, s: (1 - s) * F.cross_entropy(x, y) - s * x.log_softmax(dim=1).sum(dim=1).mean(), "summed"
+    )
+
+
+# --- q7 · activation hook
+
+
+def _leaky_hooks(model, x, names):
+    recorded = {}
+    modules = dict(model.named_modules())
+    for name in names:
+        modules[name].register_forward_hook(lambda m, a, o, name=name: recorded.__setitem__(name, o))
+    model(x)
+    return recorded
+
+
+def _late_binding(model, x, names):
+    recorded = {}
+    modules = dict(model.named_modules())
+    handles = [modules[name].register_forward_hook(lambda m, a, o: recorded.__setitem__(name, o)) for name in names]  # noqa: B023
+    model(x)
+    for h in handles:
+        h.remove()
+    return recorded
+
+
+def _by_slicing(model, x, names):
+    recorded = {}
+    for name, layer in model.named_children():
+        x = layer(x)
+        if name in names:
+            recorded[name] = x
+    return recorded
+
+
+def test_q7_correct_variants() -> None:
+    accepted(ch.q7, _by_slicing)
+
+    def with_pre_and_post(model, x, names):
+        recorded = {}
+        modules = dict(model.named_modules())
+        handles = [
+            modules[n].register_forward_hook(lambda m, a, o, n=n: recorded.update({n: o.clone()})) for n in names
+        ]
+        with torch.no_grad():
+            model(x)
+        for h in handles:
+            h.remove()
+        return recorded
+
+    accepted(ch.q7, with_pre_and_post)
+    accepted(ch.q7, lambda m, x, names: dict(ch.record_activations(m, x, names)))
+
+
+def test_q7_wrong_answers() -> None:
+    rejected(ch.q7, _leaky_hooks, "still registered", "remove")
+    rejected(ch.q7, ch._recorded_inputs, "input")
+    rejected(ch.q7, _late_binding, "keys")  # every hook wrote to the last name
+    rejected(ch.q7, lambda m, x, names: {n: m(x) for n in names}, "wrong shape")
+
+
+# --- q8 · global pruning
+
+
+def _topk_masks(weights, amount):
+    flat = torch.cat([w.abs().flatten() for w in weights])
+    k = round(amount * flat.numel())
+    mask = torch.ones_like(flat)
+    mask[flat.topk(k, largest=False).indices] = 0
+    return [m.view_as(w) for m, w in zip(mask.split([w.numel() for w in weights]), weights, strict=True)]
+
+
+def _threshold_masks(weights, amount):
+    flat = torch.cat([w.abs().flatten() for w in weights])
+    k = round(amount * flat.numel())
+    threshold = flat.sort().values[k - 1]
+    return [(w.abs() > threshold).to(w.dtype) for w in weights]
+
+
+def _prune_then_read(weights, amount):
+    modules = [nn.Linear(w.shape[1], w.shape[0], bias=False) for w in weights]
+    with torch.no_grad():
+        for module, w in zip(modules, weights, strict=True):
+            module.weight.copy_(w)
+    prune.global_unstructured([(m, "weight") for m in modules], prune.L1Unstructured, amount=amount)
+    return [m.weight_mask for m in modules]
+
+
+def test_q8_correct_variants() -> None:
+    accepted(ch.q8, _topk_masks)
+    accepted(ch.q8, _threshold_masks)
+    accepted(ch.q8, _prune_then_read)
+
+
+def test_q8_wrong_answers() -> None:
+    rejected(ch.q8, ch._per_tensor, "each tensor")
+    rejected(ch.q8, ch._largest, "largest")
+    rejected(ch.q8, lambda ws, a: [m.bool() for m in _topk_masks(ws, a)], "dtype")
+    rejected(ch.q8, lambda ws, a: [w * m for w, m in zip(ws, _topk_masks(ws, a), strict=False)], "differ")
+
+
+# --- q9, q10 · optimizers from scratch
+
+
+class _SGDFunctional(torch.optim.Optimizer):
+    """Another correct SGD: momentum buffers kept in a dict keyed by parameter."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    def step(self):
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    d = p.grad.add(p, alpha=group["weight_decay"])
+                    if group["momentum"] != 0:
+                        buf = self.state[p].get("momentum_buffer")
+                        buf = d.clone() if buf is None else buf.mul(group["momentum"]).add(d)
+                        self.state[p]["momentum_buffer"] = buf
+                        d = buf
+                    p.add_(d, alpha=-group["lr"])
+
+
+class _SGDWrapper(torch.optim.SGD):
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+class _SGDNoDecay(ch.SGDMomentum):
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                state["b"] = p.grad.clone() if "b" not in state else state["b"] * group["momentum"] + p.grad
+                p.sub_(group["lr"] * state["b"])
+
+
+class _NotAnOptimizer:
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        self.params = [p for g in params for p in g["params"]]
+
+    def zero_grad(self):
+        pass
+
+    def step(self):
+        pass
+
+
+def test_q9_correct_variants() -> None:
+    accepted(ch.q9, _SGDFunctional)
+    accepted(ch.q9, _SGDWrapper)
+    accepted(ch.q9, ch.SGDMomentum)
+
+
+def test_q9_cases_have_several_groups_and_all_options() -> None:
+    cases = _cases(ch.q9)
+    assert any(len(groups) > 1 for groups, _ in cases)
+    assert any(d["momentum"] > 0 and d["weight_decay"] > 0 for _, d in cases)
+
+
+def test_q9_wrong_answers() -> None:
+    rejected(ch.q9, ch._SGDDecoupled, "after the momentum")
+    rejected(ch.q9, ch._SGDDampened, "average")
+    rejected(ch.q9, ch._SGDDefaultsOnly, "each group")
+    rejected(ch.q9, _SGDNoDecay, "weights differ")
+    rejected(ch.q9, _NotAnOptimizer, "Subclass torch.optim.Optimizer")
+    rejected(ch.q9, ch.SGDMomentum([torch.zeros(1, requires_grad=True)], lr=0.1), "Expected a function")
+
+
+class _AdamWrapper(torch.optim.Adam):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False)
+
+
+class _AdamTorchStyle(ch.MyAdam):
+    """Adam written as torch does: lr / bias_correction1 and sqrt(v) / sqrt(bias_correction2) + eps."""
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                g = p.grad.add(p, alpha=group["weight_decay"])
+                s = self.state[p]
+                if not s:
+                    s.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                s["t"] += 1
+                s["m"].lerp_(g, 1 - b1)
+                s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (s["v"].sqrt() / math.sqrt(1 - b2 ** s["t"])).add_(group["eps"])
+                p.addcdiv_(s["m"], denom, value=-group["lr"] / (1 - b1 ** s["t"]))
+
+
+def test_q10_correct_variants() -> None:
+    accepted(ch.q10, _AdamWrapper)
+    accepted(ch.q10, _AdamTorchStyle)
+    accepted(ch.q10, ch.MyAdam)
+
+
+def test_q10_wrong_answers() -> None:
+    rejected(ch.q10, ch._adam_variant(correct=False), "bias correction")
+    rejected(ch.q10, ch._adam_variant(eps_inside=True), "outside the square root")
+    rejected(ch.q10, ch._adam_variant(decoupled=True), "AdamW")
+    rejected(ch.q10, _AdamWWrapper, "AdamW")
+    rejected(ch.q10, _SGDWrapper, "raised TypeError")  # a signature without betas and eps
+
+
+class _AdamWWrapper(torch.optim.AdamW):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def test_optimizer_checks_leave_the_global_rng_alone() -> None:
+    state = torch.get_rng_state()
+    ch.q9.grade(ch.SGDMomentum)
+    ch.q1.grade(ch.build_mlp)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+# --- q11 · StepLR
+
+
+def test_q11_correct_variants() -> None:
+    accepted(ch.q11, lambda lr, s, g, n: torch.tensor([lr * g ** (e // s) for e in range(n)], dtype=torch.float64))
+    accepted(
+        ch.q11, lambda lr, s, g, n: lr * g ** torch.div(torch.arange(n, dtype=torch.float64), s, rounding_mode="floor")
+    )
+    accepted(
+        ch.q11,
+        lambda lr, s, g, n: torch.tensor([lr * math.pow(g, math.floor(e / s)) for e in range(n)], dtype=torch.float64),
+    )
+
+
+def test_q11_float32_is_lost_precision() -> None:
+    rejected(ch.q11, lambda lr, s, g, n: torch.tensor([lr * g ** (e // s) for e in range(n)]).double(), "precision")
+
+
+def test_q11_wrong_answers() -> None:
+    rejected(ch.q11, ch._closed(restart=True), "never returns")
+    rejected(ch.q11, ch._closed(offset=1), "Off by one")
+    rejected(ch.q11, ch._closed(exponential=True), "ExponentialLR")
+    rejected(ch.q11, lambda lr, s, g, n: ch.step_lr_schedule(lr, s, g, n).float(), "dtype")
+
+
+# --- q12 · checkpoint
+
+
+def test_q12_correct_variants() -> None:
+    accepted(ch.q12, lambda m, o, s, e: copy.deepcopy(ch.make_checkpoint(m, o, s, e)))
+    accepted(
+        ch.q12,
+        lambda m, o, s, e: {
+            "model": {k: v.clone() for k, v in m.state_dict().items()},
+            "optimizer": o.state_dict(),
+            "scheduler": s.state_dict(),
+            "epoch": e,
+            "note": "extra keys are fine",
+        },
+    )
+    accepted(ch.q12, ch.make_checkpoint)
+
+
+def test_q12_wrong_answers() -> None:
+    rejected(ch.q12, lambda m, o, s, e: {"model": m.state_dict(), "epoch": e}, "no ['optimizer', 'scheduler']")
+    rejected(ch.q12, lambda m, o, s, e: {"model": m, "optimizer": o, "scheduler": s, "epoch": e}, "weights_only")
+    rejected(
+        ch.q12,
+        lambda m, o, s, e: {
+            "model": m.state_dict(),
+            "optimizer": torch.optim.Adam(m.parameters(), lr=0.05).state_dict(),
+            "scheduler": s.state_dict(),
+            "epoch": e,
+        },
+        "optimizer's state_dict",
+    )
+    rejected(
+        ch.q12,
+        lambda m, o, s, e: {
+            "model": m.state_dict(),
+            "optimizer": o.state_dict(),
+            "scheduler": {
+                "step_size": 2,
+                "gamma": 0.5,
+                "base_lrs": [0.05],
+                "last_epoch": 0,
+                "_step_count": 1,
+                "_get_lr_called_within_step": False,
+                "_last_lr": [0.05],
+                "verbose": False,
+                "_is_initial": False,
+            },
+            "epoch": e,
+        },
+        "scheduler",
+    )
+    rejected(ch.q12, lambda m, o, s, e: {**ch.make_checkpoint(m, o, s, e), "epoch": 0}, "epoch")
