@@ -200,6 +200,7 @@ q4 = chapter.exercise(
     atol=1e-5,
     rtol=1e-4,
     properties=[_grad_through_backward],
+    sets_grad=True,  # its backward() fills the .grad of the inputs
     hints=[
         "Split x and y with .chunk(chunks) and call backward() once per chunk without zeroing "
         "w.grad.",
@@ -286,6 +287,7 @@ q5 = chapter.exercise(
     atol=1e-5,
     rtol=1e-4,
     properties=[_called_backward],
+    sets_grad=True,  # its backward() fills the .grad of the inputs
     hints=[
         "Build z1 = x @ w1, a1 = tanh(z1), z2 = a1 @ w2 and the loss z2.pow(2).mean().",
         "Before backward(), call t.register_hook(fn) on z1, a1 and z2; fn(grad) receives dloss/dt.",
@@ -392,6 +394,7 @@ q7 = chapter.exercise(
     inputs=_layer,
     atol=1e-5,
     rtol=1e-4,
+    sets_grad=True,  # its backward() fills the .grad of the inputs
     hints=[
         "Run the broken version and read the error: sigmoid saved its output for backward, "
         "and `y += 1` changed that output in place (its _version went up).",

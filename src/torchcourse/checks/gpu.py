@@ -34,6 +34,7 @@ from .core import (
     compare,
     describe,
     same_storage,
+    warm_up_meta,
 )
 from .core import randint as _randint
 
@@ -44,7 +45,12 @@ Judge = Callable[[Callable[..., Any], Case], None]
 
 @dataclass
 class GpuExercise(Exercise):
-    """An exercise that may also run on the meta device, or be judged by a custom function."""
+    """An exercise judged by a custom function, or with a strict run on the meta device.
+
+    The core framework already runs every exercise once more on ``meta`` and treats an operation
+    meta cannot run as inconclusive. ``meta=True`` is stricter, for an exercise whose statement
+    promises "any device": any failure there, where the reference runs, is wrong.
+    """
 
     judge: Judge | None = None
     meta: bool = False
@@ -65,6 +71,7 @@ def _declare(id: str, title: str, **options: Any) -> GpuExercise:  # noqa: A002
 
 def _check_on_meta(answer: Callable[..., Any], case: Case) -> None:
     """Run the answer once more with its tensors on the meta device: it must stay there, error-free."""
+    warm_up_meta()
     try:
         result = answer(*move_to(case, "meta"))
     except Exception as error:
@@ -300,6 +307,7 @@ q3 = _declare(
     points=2,
     reference=move_training,
     inputs=_training_state,
+    second_device=False,  # the judge sets up what the answer needs (a trained state, a world)
     judge=_judge_move,
     hints=[
         "`model.to(target)` converts the model in place and returns it; the optimizer's state "
@@ -578,6 +586,7 @@ q7 = _declare(
     points=2,
     reference=average_gradients,
     inputs=_grads,
+    second_device=False,  # the judge sets up what the answer needs (a trained state, a world)
     judge=_judge_allreduce,
     hints=[
         "`dist.all_reduce(t)` replaces `t`, in place, by the sum of `t` over all ranks.",
