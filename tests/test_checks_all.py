@@ -7,6 +7,8 @@ NaN, the wrong device, and checks that strict mode raises.
 
 from __future__ import annotations
 
+import collections
+
 import pytest
 import torch
 
@@ -125,3 +127,107 @@ def _flatten(value) -> list[torch.Tensor]:
     if isinstance(value, (list, tuple)):
         return [t for v in value for t in _flatten(v)]
     return []
+
+
+# --- the classes of weakness the framework defends every exercise against -------------------------
+
+
+def _forever(*args):
+    while True:
+        pass
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_a_function_that_never_returns_is_stopped(ex: Exercise, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(ex, "time_limit", 0.1)
+    outcome = ex.grade(_forever)
+    assert outcome.status is Status.INCORRECT
+    assert "did not return within" in outcome.message
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_system_exit_is_feedback(ex: Exercise):
+    outcome = ex.grade(lambda *args: exit(1))
+    assert outcome.status is Status.INCORRECT
+    assert "raised SystemExit" in outcome.message
+
+
+_GLOBAL_CHANGES = {
+    "default dtype": lambda: torch.set_default_dtype(torch.float64),
+    "grad mode": lambda: torch.set_grad_enabled(False),
+    "seed": lambda: torch.manual_seed(0),
+    "default device": lambda: torch.set_default_device("meta"),
+}
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+@pytest.mark.parametrize("change", list(_GLOBAL_CHANGES))
+def test_an_answer_that_changes_global_state_is_rejected_and_undone(ex: Exercise, change: str):
+    def changer(*args):
+        result = ex.reference(*args)
+        _GLOBAL_CHANGES[change]()
+        return result
+
+    before = (torch.get_default_dtype(), torch.is_grad_enabled(), torch.initial_seed(), torch.get_default_device())
+    outcome = ex.grade(changer)
+    assert outcome.status is Status.INCORRECT and "changed global state" in outcome.message
+    assert change in outcome.message
+    assert before == (torch.get_default_dtype(), torch.is_grad_enabled(), torch.initial_seed(),
+                      torch.get_default_device())
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+@pytest.mark.parametrize(
+    "convert",
+    ["sparse", "numpy", "list", "scalar", "0-d", "named tuple"],
+)
+def test_an_answer_of_the_wrong_kind_is_rejected_without_a_crash(ex: Exercise, convert: str):
+    result = _reference_result(ex)
+    tensors = _flatten(result)
+    if not tensors or not all(t.layout == torch.strided for t in tensors):
+        pytest.skip("no plain tensor output to convert")
+
+    def one(t: torch.Tensor):
+        t = t.detach()
+        if convert == "sparse":
+            return t.to_sparse() if t.dim() else t.reshape(1).to_sparse()
+        if convert == "numpy":
+            return t.cpu().numpy()
+        if convert == "list":
+            return t.tolist()
+        if convert == "scalar":
+            return float(t.flatten()[0]) if t.numel() else 0.0
+        if convert == "0-d":
+            return t.flatten()[0] if t.numel() and t.dim() else t.reshape(1)
+        return t
+
+    def answer(*args):
+        out = ex.reference(*args)
+        if convert == "named tuple":
+            Pair = collections.namedtuple("Pair", "first second")
+            if isinstance(out, (list, tuple)) and len(out) == 2 and not _is_plain_tuple_expected(out):
+                return Pair(*out)
+            return Pair(out, out)
+        return _map_tensors(out, one)
+
+    outcome = ex.grade(answer)
+    if convert == "named tuple" and isinstance(result, tuple) and len(result) == 2:
+        assert outcome.status is Status.CORRECT, outcome.message  # a named tuple is a tuple
+        return
+    assert outcome.status is Status.INCORRECT, outcome.message
+
+
+def _is_plain_tuple_expected(out) -> bool:
+    return isinstance(out, list)
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_printed_output_is_captured(ex: Exercise, capsys: pytest.CaptureFixture[str]):
+    def chatty(*args):
+        print("learner says hello")
+        return None
+
+    outcome = ex.grade(chatty)
+    assert outcome.status is Status.INCORRECT
+    assert "learner says hello" in outcome.message
+    assert "learner says hello" not in capsys.readouterr().out

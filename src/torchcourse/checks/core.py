@@ -1166,6 +1166,11 @@ class Exercise:
                         if "did not return within" in str(mismatch):
                             return Status.INCORRECT, self._feedback(failures[-1], None, 1)
                         break
+                    except Exception as error:  # noqa: BLE001 - a judge or property tripped on an odd answer
+                        message = (f"Your result could not be checked ({describe(guard.last_result)}: "
+                                   f"{type(error).__name__}): return what the statement asks for.")
+                        failures.append(_Failure(label, case, message, guard.last_result, guard.printed))
+                        break
                 else:
                     try:
                         self._check_second_device(guard, trial)
