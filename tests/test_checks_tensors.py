@@ -383,7 +383,8 @@ def _permutations(data, r, g):
          "exclusive"),
         (lambda data, r, g: data[torch.randint(0, data.shape[0], (data.shape[0], r), generator=g).T].mean(1),
          "differently shaped"),
-        (lambda data, r, g: data[torch.randint(0, data.shape[0], (r, data.shape[0]))].mean(1), "instead of the generator given"),
+        (lambda data, r, g: data[torch.randint(0, data.shape[0], (r, data.shape[0]))].mean(1),
+         "instead of the generator given"),
         (lambda data, r, g: data[torch.randint(0, data.shape[0], (r, data.shape[0]), generator=g)].mean(2),
          "wrong shape"),
     ],
@@ -466,7 +467,7 @@ def test_q2_rejects_typical_wrong_answers(answer, needle):
     [
         (lambda g, n, mean, std: (torch.rand(n, generator=g) * 2 - 1) * std + mean, "uniform samples"),
         (lambda g, n, mean, std: torch.randn(n, generator=g) * std**2 + mean, "variance"),
-        (lambda g, n, mean, std: torch.randn(n) * std + mean, "instead of the generator given"),  # ignores the generator
+        (lambda g, n, mean, std: torch.randn(n) * std + mean, "instead of the generator given"),
         (lambda g, n, mean, std: torch.randn(n, generator=g) * mean + std, "values differ"),
     ],
 )
