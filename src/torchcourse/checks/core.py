@@ -757,6 +757,7 @@ class _Recorder(torch.overrides.TorchFunctionMode):
         self.calls: collections.Counter[Any] = collections.Counter()
         self.inside: collections.Counter[int] = collections.Counter()
         self.aliases: dict[int, Any] = {}  # a patched wrapper -> what it counts as
+        self.depth = 0  # patched calls in progress
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         key = self.aliases.get(id(func)) or _call_key(func)
@@ -859,13 +860,15 @@ class _Patches:
 
         @functools.wraps(inner)
         def counting(*args: Any, **kwargs: Any) -> Any:
-            if not recorder.inside[id(key)]:
+            if not recorder.depth:  # Tensor.backward calling autograd.backward is one call of the learner's
                 recorder.calls[key] += 1
             recorder.inside[id(key)] += 1
+            recorder.depth += 1
             try:
                 return inner(*args, **kwargs)
             finally:
                 recorder.inside[id(key)] -= 1
+                recorder.depth -= 1
 
         wrapped: Any = counting
         recorder.aliases[id(counting)] = key
@@ -1178,7 +1181,10 @@ class Exercise:
                         label += ", on the meta device"
                         failures.append(_Failure(label, (), str(mismatch), None, guard.printed))
             if failures:
-                smallest = min(failures, key=lambda f: _size(f.case) if f.case else math.inf)
+                # the smallest failing case, among those that fail for a reason other than the values if any
+                # (a wrong shape on one case says more than wrong numbers on another)
+                smallest = min(failures, key=lambda f: ("values differ" in f.message,
+                                                        _size(f.case) if f.case else math.inf))
                 return Status.INCORRECT, self._feedback(smallest, self._diagnose(guard, failures), len(failures))
         finally:
             _ACTIVE.remove(guard)
