@@ -15,3 +15,11 @@ def rejected(exercise: Exercise, answer: Any, *words: str) -> str:
     for word in words:
         assert word in outcome.message, f"{word!r} not in {outcome.message!r}"
     return outcome.message
+
+
+def accepted(exercise: Exercise, answer: Any) -> Any:
+    """Grade ``answer``: it must be correct and earn every point; returns the outcome."""
+    outcome = exercise.grade(answer)
+    assert outcome.status is Status.CORRECT, outcome.message
+    assert outcome.points == exercise.points
+    return outcome

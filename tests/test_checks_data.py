@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from grading import rejected
+from grading import accepted, rejected
 from PIL import Image
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, RandomSampler, get_worker_info
@@ -18,15 +18,11 @@ from torchvision import transforms
 from torchvision.transforms import v2
 
 from torchcourse.checks import data
-from torchcourse.checks.core import Status
 
 # torchvision 0.29 deprecates its image decoders (for TorchCodec); one accepted answer uses decode_image.
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
 
 
-def accepted(exercise, answer) -> None:
-    outcome = exercise.grade(answer)
-    assert outcome.status is Status.CORRECT, outcome.message
 
 
 @pytest.mark.parametrize("ex", list(data.chapter.exercises.values()), ids=lambda ex: ex.id)

@@ -8,18 +8,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from grading import rejected
+from grading import accepted, rejected
 from torch import nn
 from torch.nn.utils import prune
 
-from torchcourse.checks import Status
 from torchcourse.checks import nn as ch
-
-
-def accepted(exercise, answer) -> None:
-    outcome = exercise.grade(answer)
-    assert outcome.status is Status.CORRECT, outcome.message
-    assert outcome.points == exercise.points
 
 
 @pytest.mark.parametrize("exercise", list(ch.chapter.exercises.values()), ids=lambda ex: ex.id)

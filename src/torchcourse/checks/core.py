@@ -33,6 +33,8 @@ __all__ = [
     "CheckFailed",
     "Chapter",
     "Exercise",
+    "Judge",
+    "JudgedExercise",
     "Mismatch",
     "NotAttempted",
     "Outcome",
@@ -464,6 +466,24 @@ def _append_to_grade_file(outcome: Outcome) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(outcome.to_dict()) + "\n")
+
+
+#: A custom judge: raises :class:`Mismatch` (or :class:`NotAttempted`) when the answer fails the case.
+Judge = Callable[[Callable[..., Any], Case], None]
+
+
+@dataclass
+class JudgedExercise(Exercise):
+    """An exercise whose cases a function of its own judges, for answers that are not a value to
+    compare (a class, a module, a checkpoint, files on disk, a loader, a progress bar)."""
+
+    judge: Judge | None = None
+
+    def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
+        if self.judge is None:
+            super()._check_case(answer, case)
+        else:
+            self.judge(answer, case)
 
 
 # ----------------------------------------------------------------------------------- chapters

@@ -1,7 +1,7 @@
 """Exercises of chapter 04 · Data (``exercises/04_data.ipynb``).
 
 Many answers here are not a tensor: a ``Dataset`` class, a transform, a ``DataLoader``, a
-``worker_init_fn`` that runs in worker processes, a file on disk. :class:`DataExercise` adds a
+``worker_init_fn`` that runs in worker processes, a file on disk. :class:`JudgedExercise` adds a
 ``judge`` to the core :class:`Exercise` that checks such an answer its own way (and still turns
 every exception, placeholder and wrong type into feedback). Files the hidden cases need are real
 files, written under the session's scratch folder (``tc.workdir()``), which is removed at exit.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import multiprocessing
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +22,15 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset, get_worker_info
 
 from ..datasets import SHAPES, draw_shape
 from ..lesson import workdir
-from .core import Case, Chapter, Exercise, Mismatch, NotAttempted, call_answer, compare, describe
+from .core import Case, Chapter, JudgedExercise, Mismatch, NotAttempted, call_answer, compare, describe
 from .core import randint as _randint
 
 chapter = Chapter("04_data", "Data")
 
-Judge = Callable[[Callable[..., Any], Case], None]
 
-
-@dataclass
-class DataExercise(Exercise):
-    """An exercise whose answer is judged by a custom function of (answer, case)."""
-
-    judge: Judge | None = None
-
-    def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
-        if self.judge is None:
-            super()._check_case(answer, case)
-        else:
-            self.judge(answer, case)
-
-
-def _declare(id: str, title: str, **options: Any) -> DataExercise:  # noqa: A002
-    """Declare a :class:`DataExercise` of this chapter."""
-    return chapter.register(DataExercise(chapter, id, title, **options))
+def _declare(id: str, title: str, **options: Any) -> JudgedExercise:  # noqa: A002
+    """Declare a :class:`JudgedExercise` of this chapter."""
+    return chapter.register(JudgedExercise(chapter, id, title, **options))
 
 
 def _folder(kind: str, generator: torch.Generator) -> Path:

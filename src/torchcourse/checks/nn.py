@@ -1,7 +1,7 @@
 """Exercises of chapter 03 · nn (``exercises/03_nn.ipynb``).
 
 Most answers here are functions compared with a reference on random inputs, as in the other
-chapters. Four are judged by what they *do* rather than what they return, through :class:`NnExercise`'s
+chapters. Four are judged by what they *do* rather than what they return, through :class:`JudgedExercise`'s
 ``judge``: a module factory (are its parameters registered, does it compute the right thing), two
 optimizers written from scratch (trained side by side with ``torch.optim`` over a grid of settings and
 parameter groups, the weights compared), and a checkpoint (saved, loaded with ``weights_only=True``
@@ -16,7 +16,6 @@ import io
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,29 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 
-from .core import Case, Chapter, Exercise, Mismatch, NotAttempted, call_answer, compare, describe
+from .core import Case, Chapter, Judge, JudgedExercise, Mismatch, NotAttempted, call_answer, compare, describe
 from .core import randint as _randint
 
 chapter = Chapter("03_nn", "nn")
 
-Judge = Callable[[Callable[..., Any], Case], None]
 
-
-@dataclass
-class NnExercise(Exercise):
-    """An exercise judged by a custom function (a class, a module or a checkpoint as the answer)."""
-
-    judge: Judge | None = None
-
-    def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
-        if self.judge is None:
-            super()._check_case(answer, case)
-        else:
-            self.judge(answer, case)
-
-
-def _declare(id: str, title: str, **options: Any) -> NnExercise:  # noqa: A002
-    return chapter.register(NnExercise(chapter, id, title, **options))
+def _declare(id: str, title: str, **options: Any) -> JudgedExercise:  # noqa: A002
+    return chapter.register(JudgedExercise(chapter, id, title, **options))
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:

@@ -1,7 +1,7 @@
 """Exercises of chapter 06 · Visualization (``exercises/06_visualization.ipynb``).
 
 Several answers here are not a returned tensor: a run written to disk, a progress bar, a meter
-object. :class:`VizExercise` lets such an exercise judge a case its own way (``judge``), reading
+object. :class:`JudgedExercise` lets such an exercise judge a case its own way (``judge``), reading
 the event files back with TensorBoard's ``EventAccumulator``, watching the bar's ``set_postfix``
 calls, or driving the meter through random ``add``/``value``/``reset`` sequences. tensorboard and
 tqdm are imported when a check runs, not when the module is imported.
@@ -14,36 +14,20 @@ import math
 import numbers
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .core import Case, Chapter, Exercise, Mismatch, call_answer, describe
+from .core import Case, Chapter, JudgedExercise, Mismatch, call_answer, describe
 from .core import randint as _randint
 
 chapter = Chapter("06_visualization", "Visualization")
 
-Judge = Callable[[Callable[..., Any], Case], None]
 
-
-@dataclass
-class VizExercise(Exercise):
-    """An exercise whose cases are judged by a function of its own (files, bars, meters)."""
-
-    judge: Judge | None = None
-
-    def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
-        if self.judge is None:
-            super()._check_case(answer, case)
-        else:
-            self.judge(answer, case)
-
-
-def _declare(id: str, title: str, **options: Any) -> VizExercise:  # noqa: A002
-    return chapter.register(VizExercise(chapter, id, title, **options))
+def _declare(id: str, title: str, **options: Any) -> JudgedExercise:  # noqa: A002
+    return chapter.register(JudgedExercise(chapter, id, title, **options))
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
