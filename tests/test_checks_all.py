@@ -7,6 +7,8 @@ NaN, the wrong device, and checks that strict mode raises.
 
 from __future__ import annotations
 
+import collections
+
 import pytest
 import torch
 
@@ -30,6 +32,13 @@ def _map_tensors(value, fn):
 def _reference_result(ex: Exercise):
     case = ex.inputs(torch.Generator().manual_seed(ex.seed(0)), "cpu")
     return ex.reference(*case)
+
+
+def _one_case(monkeypatch: pytest.MonkeyPatch, ex: Exercise) -> None:
+    """Grade on the first hidden case only: these answers are wrong (or right) on every case alike,
+    and grading the rest would add time, not truth. The full set runs in test_reference_is_correct."""
+    monkeypatch.setattr(ex, "trials", 1)
+    monkeypatch.setattr(ex, "cases", ())
 
 
 def test_there_are_exercises():
@@ -66,7 +75,9 @@ def test_non_function_answer_is_incorrect(ex: Exercise, answer):
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
-def test_exception_in_learner_code_is_feedback(ex: Exercise):
+def test_exception_in_learner_code_is_feedback(ex: Exercise, monkeypatch: pytest.MonkeyPatch):
+    _one_case(monkeypatch, ex)
+
     def broken(*args):
         raise ValueError("boom")
 
@@ -76,13 +87,15 @@ def test_exception_in_learner_code_is_feedback(ex: Exercise):
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
-def test_returning_none_is_incorrect(ex: Exercise):
+def test_returning_none_is_incorrect(ex: Exercise, monkeypatch: pytest.MonkeyPatch):
+    _one_case(monkeypatch, ex)
     outcome = ex.grade(lambda *args: None)
     assert outcome.status is Status.INCORRECT
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
-def test_nan_result_is_incorrect(ex: Exercise):
+def test_nan_result_is_incorrect(ex: Exercise, monkeypatch: pytest.MonkeyPatch):
+    _one_case(monkeypatch, ex)
     result = _reference_result(ex)
     if not any(t.is_floating_point() for t in _flatten(result)):
         pytest.skip("no floating-point output to poison")
@@ -99,7 +112,8 @@ def test_nan_result_is_incorrect(ex: Exercise):
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
-def test_wrong_device_is_incorrect(ex: Exercise):
+def test_wrong_device_is_incorrect(ex: Exercise, monkeypatch: pytest.MonkeyPatch):
+    _one_case(monkeypatch, ex)
     if not _flatten(_reference_result(ex)):
         pytest.skip("no tensor output")
 
@@ -113,6 +127,7 @@ def test_wrong_device_is_incorrect(ex: Exercise):
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
 def test_strict_mode_raises(ex: Exercise, monkeypatch: pytest.MonkeyPatch):
+    _one_case(monkeypatch, ex)
     monkeypatch.setenv("TORCHCOURSE_STRICT", "1")
     with pytest.raises(CheckFailed, match="Not attempted"):
         ex.check(...)
@@ -125,3 +140,120 @@ def _flatten(value) -> list[torch.Tensor]:
     if isinstance(value, (list, tuple)):
         return [t for v in value for t in _flatten(v)]
     return []
+
+
+# --- the classes of weakness the framework defends every exercise against -------------------------
+
+
+def _forever(*args):
+    while True:
+        pass
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_a_function_that_never_returns_is_stopped(ex: Exercise, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(ex, "time_limit", 0.1)
+    outcome = ex.grade(_forever)
+    assert outcome.status is Status.INCORRECT
+    assert "did not return within" in outcome.message
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_system_exit_is_feedback(ex: Exercise, monkeypatch: pytest.MonkeyPatch):
+    _one_case(monkeypatch, ex)
+    outcome = ex.grade(lambda *args: exit(1))
+    assert outcome.status is Status.INCORRECT
+    assert "raised SystemExit" in outcome.message
+
+
+_GLOBAL_CHANGES = {
+    "default dtype": lambda: torch.set_default_dtype(torch.float64),
+    "grad mode": lambda: torch.set_grad_enabled(False),
+    "seed": lambda: torch.manual_seed(0),
+    "default device": lambda: torch.set_default_device("meta"),
+}
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+@pytest.mark.parametrize("change", list(_GLOBAL_CHANGES))
+def test_an_answer_that_changes_global_state_is_rejected_and_undone(
+    ex: Exercise, change: str, monkeypatch: pytest.MonkeyPatch
+):
+    _one_case(monkeypatch, ex)
+
+    def changer(*args):
+        result = ex.reference(*args)
+        _GLOBAL_CHANGES[change]()
+        return result
+
+    before = (torch.get_default_dtype(), torch.is_grad_enabled(), torch.initial_seed(), torch.get_default_device())
+    outcome = ex.grade(changer)
+    if change == "seed" and ex.reseeds:  # a worker_init_fn may seed its own process's generators
+        assert outcome.status is Status.CORRECT, outcome.message
+    else:
+        assert outcome.status is Status.INCORRECT and "changed global state" in outcome.message
+        assert change in outcome.message
+    assert before == (torch.get_default_dtype(), torch.is_grad_enabled(), torch.initial_seed(),
+                      torch.get_default_device())
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+@pytest.mark.parametrize(
+    "convert",
+    ["sparse", "numpy", "list", "scalar", "0-d", "named tuple"],
+)
+def test_an_answer_of_the_wrong_kind_is_rejected_without_a_crash(
+    ex: Exercise, convert: str, monkeypatch: pytest.MonkeyPatch
+):
+    _one_case(monkeypatch, ex)
+    result = _reference_result(ex)
+    tensors = _flatten(result)
+    if not tensors or not all(t.layout == torch.strided for t in tensors):
+        pytest.skip("no plain tensor output to convert")
+
+    def one(t: torch.Tensor):
+        t = t.detach()
+        if convert == "sparse":
+            return t.to_sparse() if t.dim() else t.reshape(1).to_sparse()
+        if convert == "numpy":
+            return t.cpu().numpy()
+        if convert == "list":
+            return t.tolist()
+        if convert == "scalar":
+            return float(t.flatten()[0]) if t.numel() else 0.0
+        if convert == "0-d":
+            return t.flatten()[0] if t.numel() and t.dim() else t.reshape(1)
+        return t
+
+    def answer(*args):
+        out = ex.reference(*args)
+        if convert == "named tuple":
+            Pair = collections.namedtuple("Pair", "first second")
+            if isinstance(out, (list, tuple)) and len(out) == 2 and not _is_plain_tuple_expected(out):
+                return Pair(*out)
+            return Pair(out, out)
+        return _map_tensors(out, one)
+
+    outcome = ex.grade(answer)
+    if convert == "named tuple" and isinstance(result, tuple) and len(result) == 2 and not hasattr(result, "_fields"):
+        assert outcome.status is Status.CORRECT, outcome.message  # a named tuple is a tuple
+        return
+    assert outcome.status is Status.INCORRECT, outcome.message
+
+
+def _is_plain_tuple_expected(out) -> bool:
+    return isinstance(out, list)
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_printed_output_is_captured(ex: Exercise, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    _one_case(monkeypatch, ex)
+
+    def chatty(*args):
+        print("learner says hello")
+        return None
+
+    outcome = ex.grade(chatty)
+    assert outcome.status is Status.INCORRECT
+    assert "learner says hello" in outcome.message
+    assert "learner says hello" not in capsys.readouterr().out

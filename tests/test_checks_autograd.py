@@ -203,10 +203,189 @@ def test_q9_wrong_answers() -> None:
     rejected(ch.q9, lambda x, lo, hi: x.clamp(lo, hi), "custom Function")
     rejected(ch.q9, lambda x, lo, hi: _NoNones.apply(x, lo, hi), "incorrect number of gradients")
     rejected(ch.q9, lambda x, lo, hi: _TrueClampGradient.apply(x, lo, hi), "zero where x was clamped")
-    rejected(ch.q9, lambda x, lo, hi: _DoubledGradient.apply(x, lo, hi), "grad_output unchanged")
+    rejected(ch.q9, lambda x, lo, hi: _DoubledGradient.apply(x, lo, hi), "incoming gradient, unchanged")
     rejected(ch.q9, lambda x, lo, hi: x.clamp(lo + 0.5, hi), "values differ")
 
 
 def test_q9_solution_shows_the_class() -> None:
     text = str(ch.q9.solution())
     assert "class ClampST" in text and "ClampST.apply" in text
+
+
+# --- instructions, upstream gradients and three correct answers ----------------------------------------
+
+
+class _ClampSTSaved(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        return torch.clamp(x, min=lo, max=hi)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output.clone(), None, None
+
+
+class _ClampSTSetup(torch.autograd.Function):
+    @staticmethod
+    def forward(x, lo, hi):
+        return x.clamp(lo, hi)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 1, None, None
+
+
+class _ClampSTOnes(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        return x.clamp(lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return torch.ones_like(grad_output), None, None
+
+
+def _hooks_loop(x, w1, w2):
+    z1 = x @ w1
+    a1 = z1.tanh()
+    z2 = a1 @ w2
+    grads = {}
+    handles = [t.register_hook(lambda g, i=i: grads.__setitem__(i, g)) for i, t in enumerate((z1, a1, z2))]
+    (z2**2).mean().backward()
+    for h in handles:
+        h.remove()
+    return torch.stack([grads[i].norm() for i in range(3)])
+
+
+def _hooks_list(x, w1, w2):
+    z1 = torch.matmul(x, w1)
+    a1 = torch.tanh(z1)
+    z2 = torch.matmul(a1, w2)
+    norms = []
+    hs = [z1.register_hook(lambda g: norms.append(("z1", g.norm()))),
+          a1.register_hook(lambda g: norms.append(("a1", g.norm()))),
+          z2.register_hook(lambda g: norms.append(("z2", g.norm())))]
+    z2.pow(2).mean().backward()
+    [h.remove() for h in hs]
+    found = dict(norms)
+    return torch.stack([found["z1"], found["a1"], found["z2"]])
+
+
+def _accumulate_weighted(w, x, y, chunks):
+    n = x.shape[0]
+    for xc, yc in zip(x.split(n // chunks), y.split(n // chunks), strict=True):
+        ((xc @ w - yc) ** 2).sum().div(n).backward()
+    return w.grad
+
+
+def _accumulate_autograd_backward(w, x, y, chunks):
+    for xc, yc in zip(torch.chunk(x, chunks), torch.chunk(y, chunks), strict=True):
+        torch.autograd.backward(torch.nn.functional.mse_loss(xc @ w, yc) / chunks)
+    return w.grad
+
+
+def _second_grad_sum(x):
+    x = x.detach().clone().requires_grad_(True)
+    (first,) = torch.autograd.grad((x.sin() * x * x).sum(), x, create_graph=True)
+    return torch.autograd.grad(first, x, grad_outputs=torch.ones_like(first))[0]
+
+
+
+
+def _weighted_by_grad(x, v):
+    leaf = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(leaf * leaf.sin(), leaf, grad_outputs=v)
+    return g
+
+
+def _second_via_functional(x):
+    def f(t):
+        return (torch.sin(t) * t**2).sum()
+
+    x = x.detach().requires_grad_()
+    (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    return h
+
+
+def _fixed_with_grad(x, w):
+    y = torch.sigmoid(x @ w).add(1)
+    (y * y).sum().backward()
+    return w.grad
+
+
+def _fixed_out_of_place(x, w):
+    y = 1 + torch.sigmoid(torch.mm(x, w))
+    torch.sum(y**2).backward()
+    return w.grad
+
+
+def _predict_inference(w, b, x):
+    with torch.inference_mode():
+        return torch.sigmoid(x @ w + b)
+
+
+CORRECT = {
+    "q1": [lambda w, x, y: 2 / len(x) * x.T @ (x @ w - y), lambda w, x, y: (2 * (x @ w - y) @ x) / x.shape[0],
+           lambda w, x, y: torch.mean(2 * (x @ w - y)[:, None] * x, dim=0)],
+    "q2": [lambda x, v: v * (torch.sin(x) + x * torch.cos(x)), ch.weighted_grad, _weighted_by_grad],
+    "q3": [ch.second_derivative, _second_grad_sum,
+           _second_via_functional],
+    "q4": [ch.accumulated_grad, _accumulate_weighted, _accumulate_autograd_backward],
+    "q5": [ch.grad_norms, _hooks_loop, _hooks_list],
+    "q6": [lambda w: w.detach().clone(), lambda w: w.clone().detach(), lambda w: torch.tensor(w.tolist())],
+    "q7": [ch.fixed_step, lambda x, w: _fixed_with_grad(x, w), lambda x, w: _fixed_out_of_place(x, w)],
+    "q8": [ch.predict, lambda w, b, x: _predict_inference(w, b, x), lambda w, b, x: (x @ w.detach()
+                                                                                            + b.detach()).sigmoid()],
+    "q9": [ch.clamp_st, lambda x, lo, hi: _ClampSTSaved.apply(x, lo, hi),
+           lambda x, lo, hi: _ClampSTSetup.apply(x, lo, hi)],
+}
+
+
+@pytest.mark.parametrize(("qid", "index"), [(q, i) for q in CORRECT for i in range(3)])
+def test_three_correct_answers_are_accepted(qid, index):
+    outcome = ch.chapter.exercises[qid].grade(CORRECT[qid][index])
+    assert outcome.status is Status.CORRECT, outcome.message
+
+
+def test_q1_rules_out_autograd():
+    def with_autograd(w, x, y):
+        w = w.detach().requires_grad_()
+        ((x @ w - y) ** 2).mean().backward()
+        return w.grad
+
+    rejected(ch.q1, with_autograd, "not with autograd")
+
+
+def test_q3_demands_autograd_grad_twice():
+    rejected(ch.q3, lambda x: 2 * torch.sin(x) + 4 * x * torch.cos(x) - x**2 * torch.sin(x),
+             "torch.autograd.grad` twice", "never called it")
+
+
+def test_q4_demands_one_backward_per_chunk():
+    def one_backward(w, x, y, chunks):
+        ((x @ w - y) ** 2).mean().backward()
+        return w.grad
+
+    rejected(ch.q4, one_backward, "once per micro-batch", "1 times")
+
+
+def test_q5_demands_hooks():
+    def without_hooks(x, w1, w2):
+        z1 = x @ w1
+        a1 = torch.tanh(z1)
+        z2 = a1 @ w2
+        for t in (z1, a1, z2):
+            t.retain_grad()
+        z2.pow(2).mean().backward()
+        return torch.stack([z1.grad.norm(), a1.grad.norm(), z2.grad.norm()])
+
+    rejected(ch.q5, without_hooks, "register_hook")
+
+
+def test_q9_a_backward_that_ignores_grad_output_is_caught():
+    rejected(ch.q9, lambda x, lo, hi: _ClampSTOnes.apply(x, lo, hi), "grad_output")

@@ -106,9 +106,11 @@ def test_misconception_gets_specific_feedback(double):
     assert outcome.message.startswith("You added 2")
 
 
-def test_feedback_describes_inputs_without_values(double):
+def test_feedback_shows_the_smallest_failing_case_and_what_was_returned(double):
     outcome = double.grade(lambda x: x * 3)
-    assert "hidden test 1" in outcome.message and "torch.float32 on cpu" in outcome.message
+    assert "Smallest failing case (hidden test" in outcome.message and "x=tensor([" in outcome.message
+    assert "Your function returned: tensor([" in outcome.message
+    assert "1.5 times the right one" in outcome.message
 
 
 def test_in_place_modification_of_input_is_caught(double):

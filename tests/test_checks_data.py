@@ -487,7 +487,7 @@ def test_q8_global_seed():
         return DataLoader(d, b, shuffle=True, drop_last=True)
 
     state = torch.get_rng_state()
-    rejected(data.q8, global_seed, "reseeds the global random number generator")
+    rejected(data.q8, global_seed, "the global random generator's seed")
     assert torch.equal(torch.get_rng_state(), state), "the check must restore the global RNG"
 
 

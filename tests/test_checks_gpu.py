@@ -243,10 +243,10 @@ def test_q7_fixed_divisor():
     def halved(grads):
         for g in grads:
             dist.all_reduce(g)
-            g /= 2
+            g /= 3  # the world size of an example
         return grads
 
-    rejected(gpu.q7, halved, "not a fixed number")
+    rejected(gpu.q7, halved, "whatever the world size")
 
 
 def test_q7_new_tensors_instead_of_in_place():
@@ -352,3 +352,71 @@ def test_q8_warm_up_without_sync():
 
 def test_q8_returns_a_tensor():
     rejected(gpu.q8, lambda fn, sync, repeats: torch.tensor(1.0), "Python float")
+
+
+def test_q7_asynchronous_all_reduce_applies_on_wait():
+    def waits(grads):
+        handles = [dist.all_reduce(g, async_op=True) for g in grads]
+        for handle in handles:
+            handle.wait()
+        for g in grads:
+            g /= dist.get_world_size()
+        return grads
+
+    def forgets_to_wait(grads):
+        for g in grads:
+            dist.all_reduce(g, async_op=True)
+            g /= dist.get_world_size()
+        return grads
+
+    assert gpu.q7.grade(waits).status is Status.CORRECT
+    rejected(gpu.q7, forgets_to_wait, "wait()")
+
+
+def test_q7_worlds_of_several_sizes():
+    sizes = {gpu._world_of(gpu.q7.make_case(t, "cpu")) for t in range(gpu.q7.total_cases)}
+    assert len(sizes) >= 2 and sizes != {3}
+
+
+CORRECT = {
+    "q1": [gpu.normalize,
+           lambda im, m, s: (im - im.new_tensor(m)[None, :, None, None]) / im.new_tensor(s)[None, :, None, None],
+           lambda im, m, s: (im - torch.as_tensor(m, device=im.device).view(-1, 1, 1))
+           / torch.as_tensor(s, device=im.device).view(-1, 1, 1)],
+    "q2": [gpu.to_numpy, lambda t: t.detach().to("cpu").numpy(), lambda t: t.cpu().detach().numpy().copy()],
+    "q4": [gpu.logical_indices,
+           lambda v, n: [([int(p) for p in v.split(",") if p] + [k]).index(k) if str(k) in v.split(",") else -1
+                         for k in range(n)],
+           lambda v, n: [dict((int(g), i) for i, g in enumerate(filter(None, v.split(",")))).get(k, -1)
+                         for k in range(n)]],
+    "q5": [gpu.mixed_linear,
+           lambda x, w: _autocast_linear(x, w),
+           lambda x, w: _autocast_matmul(x, w)],
+    "q6": [gpu.scatter_sizes, lambda b, n: [len(c) for c in torch.arange(b).chunk(n)],
+           lambda b, n: [c.numel() for c in torch.empty(b).chunk(n)]],
+}
+
+
+def _autocast_linear(x, w):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        out = torch.nn.functional.linear(x, w)
+    return out.to(x.dtype)
+
+
+def _autocast_matmul(x, w):
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=True):
+        return torch.matmul(x, w.t()).type(x.dtype)
+
+
+@pytest.mark.parametrize(("qid", "index"), [(q, i) for q in CORRECT for i in range(3)])
+def test_three_correct_answers_are_accepted(qid, index):
+    outcome = gpu.chapter.exercises[qid].grade(CORRECT[qid][index])
+    assert outcome.status is Status.CORRECT, outcome.message
+
+
+def test_q4_nothing_visible_is_tested():
+    def no_empty(v, n):
+        shown = [int(p) for p in v.split(",")]
+        return [shown.index(k) if k in shown else -1 for k in range(n)]
+
+    rejected(gpu.q4, no_empty, "raised ValueError")

@@ -98,7 +98,7 @@ def test_q3_wrong_answers() -> None:
     rejected(ch.q3, lambda s: (s[0], s[-1], s[1:-1]), "keeps the input's type")
     rejected(ch.q3, lambda s: (s[0], s[-1], list(s[1:])), "includes the last item")
     rejected(ch.q3, lambda s: (s[0], list(s[1:-1]), s[-1]), "your result")  # wrong order
-    rejected(ch.q3, lambda s: (s[0], s[-1], tuple(s[1:-1])), "keeps the input's type")
+    rejected(ch.q3, lambda s: (s[0], s[-1], tuple(s[1:-1])), "a type is not")
 
 
 def test_q3_other_correct_answers() -> None:
@@ -116,7 +116,7 @@ def test_q3_other_correct_answers() -> None:
 
 
 def test_q4_wrong_answers() -> None:
-    rejected(ch.q4, lambda x: tuple(ch.top_prediction(x)), "not a plain tuple")
+    rejected(ch.q4, lambda x: tuple(ch.top_prediction(x)), "got a plain tuple")
     rejected(ch.q4, lambda x: ch.Prediction(torch.max(x, 1).indices, torch.max(x, 1).values), "softmax")
     rejected(ch.q4, lambda x: ch.Prediction(*torch.max(torch.softmax(x, 1), 1)), "swapped")
     rejected(ch.q4, lambda x: ch.Prediction(*reversed(torch.max(torch.softmax(x, 0), 0))), "wrong shape")

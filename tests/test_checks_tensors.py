@@ -26,7 +26,13 @@ def _incorrect(ex: Exercise, answer) -> str:
 
 
 def _assert_no_leak(ex: Exercise, message: str) -> None:
-    """The feedback never shows the expected result of the hidden case it failed on."""
+    """The feedback never shows the expected result of the hidden case it failed on.
+
+    The lines that show the failing case's inputs and what the learner's own function returned are
+    left out: they may share values with the expected result, and the learner already has them.
+    """
+    shown = ("Smallest failing case", "Your function returned:")
+    message = "\n".join(line for line in message.splitlines() if not line.startswith(shown))
     for trial in range(ex.trials):
         case = ex.inputs(torch.Generator().manual_seed(ex.seed(trial)), "cpu")
         expected = ex.reference(*case)
@@ -119,7 +125,7 @@ def test_q6_accepts_as_strided():
         (lambda s, size, step: torch.stack([s[:, i:i + size] for i in range(0, s.shape[1] - size + 1, step)], 1),
          "is a copy"),
         (lambda s, size, step: torch.stack([s[:, i:i + size] for i in range(0, s.shape[1] - size, step)], 1),
-         "One window short"),
+         "copy"),  # a copy as well: no one misconception explains every failing case
         (lambda s, size, step: s.unfold(1, size, size), "do not overlap"),
         (lambda s, size, step: s.unfold(0, size, step), "raised RuntimeError"),
     ],
@@ -131,9 +137,9 @@ def test_q6_rejects(answer, needle):
 # --- q7 · one-hot encoding -------------------------------------------------------------------
 
 
-def test_q7_accepts_other_constructions():
-    assert tensors.q7.grade(lambda labels, c: F.one_hot(labels, c).float()).status is Status.CORRECT
-    assert tensors.q7.grade(lambda labels, c: torch.eye(c, device=labels.device)[labels]).status is Status.CORRECT
+def test_q7_rejects_other_constructions_the_statement_rules_out():
+    rejected(tensors.q7, lambda labels, c: F.one_hot(labels, c).float(), "values are right", "scatter_")
+    rejected(tensors.q7, lambda labels, c: torch.eye(c, device=labels.device)[labels], "scatter_")
 
 
 def _scattered(labels, rows, cols, dtype=torch.float32, dim=1):
@@ -377,7 +383,8 @@ def _permutations(data, r, g):
          "exclusive"),
         (lambda data, r, g: data[torch.randint(0, data.shape[0], (data.shape[0], r), generator=g).T].mean(1),
          "differently shaped"),
-        (lambda data, r, g: data[torch.randint(0, data.shape[0], (r, data.shape[0]))].mean(1), "differ"),
+        (lambda data, r, g: data[torch.randint(0, data.shape[0], (r, data.shape[0]))].mean(1),
+         "instead of the generator given"),
         (lambda data, r, g: data[torch.randint(0, data.shape[0], (r, data.shape[0]), generator=g)].mean(2),
          "wrong shape"),
     ],
@@ -435,7 +442,7 @@ def test_q16_rejects(answer, needle):
         (lambda images: images.float(), "divide by 255"),
         (lambda images: images // 255, "Floor division"),
         (lambda images: images.double() / 255, "wrong dtype"),
-        (lambda images: images.float() / 256, "They are close"),
+        (lambda images: images.float() / 256, "0.9961 times the right one"),
     ],
 )
 def test_q1_rejects_typical_wrong_answers(answer, needle):
@@ -460,7 +467,7 @@ def test_q2_rejects_typical_wrong_answers(answer, needle):
     [
         (lambda g, n, mean, std: (torch.rand(n, generator=g) * 2 - 1) * std + mean, "uniform samples"),
         (lambda g, n, mean, std: torch.randn(n, generator=g) * std**2 + mean, "variance"),
-        (lambda g, n, mean, std: torch.randn(n) * std + mean, "values differ"),  # ignores the generator
+        (lambda g, n, mean, std: torch.randn(n) * std + mean, "instead of the generator given"),
         (lambda g, n, mean, std: torch.randn(n, generator=g) * mean + std, "values differ"),
     ],
 )
@@ -487,3 +494,130 @@ def test_q4_accepts_meshgrid():
         return torch.stack([rows, cols], dim=-1)
 
     assert tensors.q4.grade(with_meshgrid).status is Status.CORRECT
+
+
+# --- three different correct answers per exercise -----------------------------------------------------
+
+
+def _grid_meshgrid(h, w, device):
+    rows, cols = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    return torch.stack([rows, cols], dim=-1)
+
+
+def _grid_indices(h, w, device):
+    flat = torch.arange(h * w, device=device)
+    return torch.stack([flat // w, flat % w], dim=-1).view(h, w, 2)
+
+
+def _grid_cartesian(h, w, device):
+    return torch.cartesian_prod(torch.arange(h, device=device), torch.arange(w, device=device)).view(h, w, 2)
+
+
+def _one_hot_scatter(labels, c):
+    return torch.zeros(labels.shape[0], c, device=labels.device).scatter(1, labels.view(-1, 1), 1.0)
+
+
+def _one_hot_scatter_src(labels, c):
+    out = torch.zeros(len(labels), c, dtype=torch.float32, device=labels.device)
+    out.scatter_(1, labels[:, None], torch.ones(len(labels), 1, device=labels.device))
+    return out
+
+
+def _one_hot_torch_scatter(labels, c):
+    return torch.scatter(torch.zeros(len(labels), c, device=labels.device), 1, labels.unsqueeze(-1), 1.0)
+
+
+def _pairwise_bmm(x, y):
+    squares = x.pow(2).sum(-1, keepdim=True) + y.pow(2).sum(-1).unsqueeze(1) - 2 * torch.bmm(x, y.transpose(1, 2))
+    return squares.clamp_min(0).sqrt()
+
+
+def _low_pass_mask(signal, keep):
+    spectrum = torch.fft.rfft(signal)
+    mask = torch.arange(spectrum.shape[-1], device=signal.device) < keep
+    return torch.fft.irfft(spectrum * mask, n=signal.shape[-1])
+
+
+def _low_pass_full(signal, keep):
+    spectrum = torch.fft.fft(signal)
+    n = signal.shape[-1]
+    freq = torch.fft.fftfreq(n, device=signal.device).abs() * n
+    return torch.fft.ifft(spectrum * (freq < keep)).real
+
+
+def _lstsq_qr(x, y, degree):
+    q, r = torch.linalg.qr(torch.vander(x, degree + 1, increasing=True))
+    return torch.linalg.solve_triangular(r, (q.T @ y).unsqueeze(1), upper=True).squeeze(1)
+
+
+CORRECT = {
+    "q1": [lambda im: im.float() / 255.0, lambda im: im.to(torch.float32).div(255), lambda im: im / 255.0],
+    "q2": [lambda c: c.float().mean(), lambda c: c.sum().float() / c.numel(), lambda c: c.mean(dtype=torch.float32)],
+    "q3": [lambda g, n, m, s: m + s * torch.randn(n, generator=g),
+           lambda g, n, m, s: torch.randn((n,), generator=g).mul(s).add(m),
+           lambda g, n, m, s: torch.normal(0.0, 1.0, (n,), generator=g) * s + m],
+    "q4": [_grid_meshgrid, _grid_indices, _grid_cartesian],
+    "q5": [lambda t, h, w: t.transpose(1, 2).view(t.shape[0], t.shape[2], h, w),
+           lambda t, h, w: t.permute(0, 2, 1).unflatten(-1, (h, w)),
+           lambda t, h, w: t.mT.reshape(t.shape[0], -1, h, w)],
+    "q6": [lambda s, size, step: s.unfold(1, size, step),
+           lambda s, size, step: s.as_strided((s.shape[0], (s.shape[1] - size) // step + 1, size),
+                                               (s.stride(0), step * s.stride(1), s.stride(1))),
+           lambda s, size, step: s[:, None].unfold(-1, size, step).squeeze(1)],
+    "q7": [_one_hot_scatter, _one_hot_scatter_src, _one_hot_torch_scatter],
+    "q8": [lambda lp, y: -lp.gather(1, y[:, None])[:, 0],
+           lambda lp, y: -lp[torch.arange(len(y), device=lp.device), y],
+           lambda lp, y: F.nll_loss(lp, y, reduction="none")],
+    "q9": [lambda s, k: s.topk(k), lambda s, k: tuple(s.sort(dim=1, descending=True))[0][:, :k:].__class__(),
+           lambda s, k: torch.topk(s, k, dim=-1, largest=True, sorted=True)],
+    "q10": [lambda x: F.layer_norm(x, x.shape[-1:], eps=1e-5),
+            lambda x: (x - x.mean(-1, keepdim=True)) * torch.rsqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5),
+            lambda x: (x - x.mean(1, True)) / ((x - x.mean(1, True)).pow(2).mean(1, True) + 1e-5).sqrt()],
+    "q11": [lambda x, m: (x * m[..., None]).sum(1) / m.sum(1, keepdim=True),
+            lambda x, m: torch.where(m[..., None], x, 0).sum(1) / m.sum(1)[:, None],
+            lambda x, m: torch.einsum("btd,bt->bd", x, m.float()) / m.float().sum(1, keepdim=True)],
+    "q12": [lambda x, y: torch.cdist(x, y), _pairwise_bmm,
+            lambda x, y: torch.linalg.vector_norm(x[:, :, None] - y[:, None], dim=-1)],
+    "q13": [lambda x, y, d: torch.linalg.lstsq(torch.vander(x, d + 1, increasing=True), y[:, None]).solution[:, 0],
+            lambda x, y, d: torch.linalg.pinv(torch.stack([x**k for k in range(d + 1)], 1)) @ y,
+            _lstsq_qr],
+    "q14": [_low_pass_mask, _low_pass_full,
+            lambda s, keep: torch.fft.irfft(torch.fft.rfft(s)[..., :keep], n=s.shape[-1])],
+    "q15": [lambda d, r, g: d[torch.randint(0, len(d), (r, len(d)), generator=g).to(d.device)].mean(1),
+            lambda d, r, g: d.index_select(0, torch.randint(0, d.shape[0], (r, d.shape[0]), generator=g)
+                                           .to(d.device).flatten()).view(r, d.shape[0], -1).mean(1),
+            lambda d, r, g: torch.stack([d[i].mean(0) for i in torch.randint(0, len(d), (r, len(d)), generator=g)])],
+    "q16": [lambda f, e: torch.zeros_like(f).index_put_((e[1],), f[e[0]], accumulate=True),
+            lambda f, e: torch.sparse_coo_tensor(e.flip(0), torch.ones(e.shape[1], device=f.device),
+                                                 (len(f), len(f)), check_invariants=True) @ f,
+            lambda f, e: torch.zeros_like(f).scatter_add_(0, e[1][:, None].expand(-1, f.shape[1]), f[e[0]])],
+}
+CORRECT["q9"][1] = lambda s, k: tuple(t[:, :k] for t in s.sort(dim=1, descending=True))
+
+
+@pytest.mark.parametrize(("qid", "index"), [(q, i) for q in CORRECT for i in range(3)])
+def test_three_correct_answers_are_accepted(qid, index):
+    exercise = tensors.chapter.exercises[qid]
+    outcome = exercise.grade(CORRECT[qid][index])
+    assert outcome.status is Status.CORRECT, outcome.message
+
+
+def test_q7_demands_scatter():
+    message = rejected(tensors.q7, lambda labels, c: F.one_hot(labels, c).float(), "scatter_", "never called it")
+    assert "values are right" in message
+
+
+def test_q12_coinciding_points_are_tested():
+    def nan_at_zero(x, y):
+        d = torch.cdist(x, y)
+        return torch.where(d > 0, d, float("nan"))
+
+    rejected(tensors.q12, nan_at_zero, "NaN")
+
+
+def test_q3_and_q15_reject_reseeding_the_global_generator():
+    def reseeds(g, n, mean, std):
+        torch.manual_seed(0)
+        return torch.randn(n, generator=g) * std + mean
+
+    rejected(tensors.q3, reseeds, "changed global state", "seed")

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .core import Chapter
+from .core import Chapter, Uses
 from .core import randint as _randint
 
 chapter = Chapter("02_autograd", "Autograd")
@@ -40,6 +40,9 @@ q1 = chapter.exercise(
     inputs=_regression,
     atol=1e-5,
     rtol=1e-4,
+    forbids=[Uses("torch.autograd.grad", "torch.Tensor.backward", "torch.autograd.backward",
+                  says="compute it from your formula, not with autograd")],
+    cases=[(torch.tensor([0.5]), torch.tensor([[2.0]]), torch.tensor([1.0]))],  # n = d = 1
     hints=[
         "Write the loss with the residual r = x @ w - y: L = (r · r) / n. What is dL/dr?",
         "dL/dr = 2 r / n, and by the chain rule dL/dw = x.T @ (dL/dr).",
@@ -89,6 +92,7 @@ q2 = chapter.exercise(
     inputs=_vector_and_weights,
     atol=1e-5,
     rtol=1e-4,
+    cases=[(torch.tensor([0.0, 1.5]), torch.tensor([3.0, -2.0]))],
     hints=[
         "y = x * sin(x) is a vector, so y.backward() needs to be told how to weigh each element.",
         "Make a leaf that requires grad (x.detach().requires_grad_()), then call "
@@ -132,6 +136,8 @@ q3 = chapter.exercise(
     inputs=_points,
     atol=1e-4,
     rtol=1e-4,
+    requires=[Uses("torch.autograd.grad", count=2, says="use `torch.autograd.grad` twice")],
+    cases=[(torch.tensor([0.0]),)],
     hints=[
         "Take the first derivative with torch.autograd.grad(y.sum(), x, create_graph=True).",
         "create_graph=True records the first derivative as a graph, so it can be differentiated "
@@ -164,6 +170,12 @@ def _batch_and_chunks(generator: torch.Generator, device: str) -> tuple[Any, ...
     n, d = chunks * _randint(generator, 1, 4), _randint(generator, 2, 5)
     w = _randn(generator, d, device=device, grad=True)
     return w, _randn(generator, n, d, device=device), _randn(generator, n, device=device), chunks
+
+
+def _one_row_chunks(device: str) -> tuple[torch.Tensor, ...]:
+    w = torch.tensor([0.5, -1.0], device=device, requires_grad=True)
+    x = torch.tensor([[1.0, 2.0], [0.0, -1.0], [3.0, 0.5]], device=device)
+    return w, x, torch.tensor([1.0, 0.0, -2.0], device=device), 3
 
 
 def accumulated_grad(
@@ -200,6 +212,10 @@ q4 = chapter.exercise(
     atol=1e-5,
     rtol=1e-4,
     properties=[_grad_through_backward],
+    sets_grad=True,  # its backward() fills the .grad of the inputs
+    requires=[Uses("torch.Tensor.backward", "torch.autograd.backward", count=lambda w, x, y, chunks: chunks,
+                   says="call backward() once per micro-batch")],
+    cases=[_one_row_chunks],  # micro-batches of a single row
     hints=[
         "Split x and y with .chunk(chunks) and call backward() once per chunk without zeroing "
         "w.grad.",
@@ -286,6 +302,8 @@ q5 = chapter.exercise(
     atol=1e-5,
     rtol=1e-4,
     properties=[_called_backward],
+    sets_grad=True,  # its backward() fills the .grad of the inputs
+    requires=[Uses("torch.Tensor.register_hook", says="record the gradients with tensor hooks (register_hook)")],
     hints=[
         "Build z1 = x @ w1, a1 = tanh(z1), z2 = a1 @ w2 and the loss z2.pow(2).mean().",
         "Before backward(), call t.register_hook(fn) on z1, a1 and z2; fn(grad) receives dloss/dt.",
@@ -392,6 +410,7 @@ q7 = chapter.exercise(
     inputs=_layer,
     atol=1e-5,
     rtol=1e-4,
+    sets_grad=True,  # its backward() fills the .grad of the inputs
     hints=[
         "Run the broken version and read the error: sigmoid saved its output for backward, "
         "and `y += 1` changed that output in place (its _version went up).",
@@ -495,23 +514,28 @@ def _straight_through(result: Any, case: tuple[Any, ...]) -> str | None:
             "ClampST(torch.autograd.Function) "
             "and return ClampST.apply(x, lo, hi)."
         )
+    # an upstream gradient other than ones: a backward that ignores grad_output shows here
+    upstream = torch.linspace(-2.0, 3.0, x.numel(), dtype=x.dtype, device=x.device).view_as(x)
     try:
-        (grad,) = torch.autograd.grad(result.sum(), x, allow_unused=True)
+        (grad,) = torch.autograd.grad(result, x, grad_outputs=upstream, allow_unused=True)
     except Exception as error:  # a broken backward is feedback, not a crash
         return f"Your backward raised {type(error).__name__}: {error}"
     if grad is None:
-        return (
-            "Your backward returned None for x: return grad_output for x, and None for lo and hi."
-        )
-    if not torch.equal(grad, torch.ones_like(x)):
+        return "Your backward returned None for x, so no gradient reaches it."
+    if grad.shape == x.shape and torch.equal(grad, torch.ones_like(x)):
+        return ("The gradient is all ones whatever the incoming gradient: backward must use grad_output, "
+                "not a constant.")
+    if grad.shape != x.shape or not torch.equal(grad, upstream):
         inside = (x > lo) & (x < hi)
-        if bool((grad[inside] == 1).all()) and bool((grad[~inside] == 0).all()):
+        if grad.shape == x.shape and bool((grad[inside] == upstream[inside]).all()) and bool(
+            (grad[~inside] == 0).all()
+        ):
             return (
                 "The values are right, but the gradient is zero where x was clamped: that is "
                 "torch.clamp's own gradient. A straight-through estimator passes grad_output "
                 "through unchanged everywhere."
             )
-        return "The gradient is wrong: backward should return grad_output unchanged for x."
+        return "The gradient is wrong: it is not the incoming gradient, unchanged."
     inside_points = torch.linspace(lo + 0.1, hi - 0.1, 5, dtype=torch.float64, device=x.device)
     try:
         ok = torch.autograd.gradcheck(

@@ -22,10 +22,11 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset, get_worker_info
 
 from ..datasets import SHAPES, draw_shape
 from ..lesson import workdir
-from .core import Case, Chapter, JudgedExercise, Mismatch, NotAttempted, call_answer, compare, describe
+from .core import Case, Chapter, JudgedExercise, Mismatch, NotAttempted, call_answer, compare, describe, time_scale
 from .core import randint as _randint
 
 chapter = Chapter("04_data", "Data")
+_WORKER_TIMEOUT = 20.0  # seconds a loader waits for a worker (its start and the worker_init_fn)
 
 
 def _declare(id: str, title: str, **options: Any) -> JudgedExercise:  # noqa: A002
@@ -288,12 +289,13 @@ class AugmentedNoise(Dataset):
         self.n = n
         self.rng = np.random.default_rng(0)
         self.status = ""
+        self.printed = ""
 
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
-        return torch.tensor(self.rng.random(), dtype=torch.float64), self.status
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, str]:
+        return torch.tensor(self.rng.random(), dtype=torch.float64), self.status, self.printed
 
 
 def seed_worker(worker_id):
@@ -313,27 +315,45 @@ def _context() -> str:
 
 
 def _run_workers(answer: Callable[..., Any], seed: int) -> torch.Tensor:
+    # Inside a worker the learner's function runs guarded as everywhere (time limit, global state,
+    # captured output) except that it may reseed the worker's generators (q4 declares reseeds=True).
+    # What it prints and raises comes back with the samples; the loader's timeout is the backstop.
     def init(worker_id: int) -> None:
         info = get_worker_info()
         try:
-            result = answer(worker_id)
-        except Exception as error:  # reported through the samples: the worker must not die
-            info.dataset.status = f"raised {type(error).__name__}: {_first_line(error)}"
-        else:
-            if result is ...:
-                info.dataset.status = "placeholder"
+            call_answer(answer, worker_id)
+        except NotAttempted:
+            info.dataset.status = "placeholder"
+        except Mismatch as mismatch:
+            info.dataset.status = str(mismatch).rstrip(".")
+        except Exception as error:  # noqa: BLE001 - reported through the samples: the worker must not die
+            info.dataset.status = f"Your function raised {type(error).__name__}: {_first_line(error)}"
+        info.dataset.printed = getattr(answer, "printed", "")[-2000:]
 
     loader = DataLoader(AugmentedNoise(4), batch_size=1, num_workers=2, worker_init_fn=init,
+                        timeout=_WORKER_TIMEOUT * time_scale(),
                         generator=torch.Generator().manual_seed(seed), multiprocessing_context=_context())
-    values, statuses = [], set()
-    for value, status in loader:
-        values.append(value)
-        statuses.update(status)
+    values, statuses, printed = [], set(), []
+    try:
+        for value, status, said in loader:
+            values.append(value)
+            statuses.update(status)
+            printed.extend(p for p in said if p and p not in printed)
+    except RuntimeError as error:
+        if "timed out" not in str(error):
+            raise
+        raise Mismatch(
+            f"Your function did not return within {_WORKER_TIMEOUT * time_scale():g} s inside a worker "
+            "process: look for an infinite loop."
+        ) from None
+    finally:
+        if printed and hasattr(answer, "printed"):  # the check's guard shows it with the verdict
+            answer.printed += "".join(printed)
     statuses.discard("")
     if "placeholder" in statuses:
         raise NotAttempted
     if statuses:
-        raise Mismatch(f"Your function {sorted(statuses)[0]} (inside a worker process).")
+        raise Mismatch(f"{sorted(statuses)[0]} (inside a worker process).")
     return torch.cat(values)
 
 
@@ -373,6 +393,7 @@ q4 = _declare(
     inputs=_loader_seeds,
     judge=_judge_worker_init,
     trials=2,
+    reseeds=True,  # seeding a worker's own generators is what a worker_init_fn is for
     hints=[
         "Inside a worker, `torch.utils.data.get_worker_info()` gives `.id`, `.seed` (different per "
         "worker, derived from the loader's generator) and `.dataset`, this worker's copy of the dataset.",

@@ -34,6 +34,7 @@ from .core import (
     compare,
     describe,
     same_storage,
+    warm_up_meta,
 )
 from .core import randint as _randint
 
@@ -44,7 +45,12 @@ Judge = Callable[[Callable[..., Any], Case], None]
 
 @dataclass
 class GpuExercise(Exercise):
-    """An exercise that may also run on the meta device, or be judged by a custom function."""
+    """An exercise judged by a custom function, or with a strict run on the meta device.
+
+    The core framework already runs every exercise once more on ``meta`` and treats an operation
+    meta cannot run as inconclusive. ``meta=True`` is stricter, for an exercise whose statement
+    promises "any device": any failure there, where the reference runs, is wrong.
+    """
 
     judge: Judge | None = None
     meta: bool = False
@@ -65,6 +71,7 @@ def _declare(id: str, title: str, **options: Any) -> GpuExercise:  # noqa: A002
 
 def _check_on_meta(answer: Callable[..., Any], case: Case) -> None:
     """Run the answer once more with its tensors on the meta device: it must stay there, error-free."""
+    warm_up_meta()
     try:
         result = answer(*move_to(case, "meta"))
     except Exception as error:
@@ -300,6 +307,7 @@ q3 = _declare(
     points=2,
     reference=move_training,
     inputs=_training_state,
+    second_device=False,  # the judge sets up what the answer needs (a trained state, a world)
     judge=_judge_move,
     hints=[
         "`model.to(target)` converts the model in place and returns it; the optimizer's state "
@@ -337,6 +345,7 @@ q4 = chapter.exercise(
     reference=logical_indices,
     inputs=_visible,
     on=["cpu"],
+    cases=[("", 3), ("0", 1), ("2,0,1", 3)],  # nothing visible, a single GPU, all of them reordered
     hints=[
         "With `CUDA_VISIBLE_DEVICES=3,1` the process sees two GPUs: cuda:0 is physical GPU 3 and "
         "cuda:1 is physical GPU 1, in the order listed.",
@@ -422,6 +431,7 @@ q6 = chapter.exercise(
     reference=scatter_sizes,
     inputs=_batch_split,
     on=["cpu"],
+    cases=[(3, 8), (8, 4), (1, 1), (7, 7)],  # fewer samples than GPUs, an even split, one each
     hints=[
         "DataParallel scatters the batch with the semantics of `tensor.chunk(n_devices)`; try "
         "`torch.arange(6).chunk(4)` and count the chunks.",
@@ -446,9 +456,6 @@ q6 = chapter.exercise(
 # --- q7 · 05.5 the all-reduce inside a DDP step ---------------------------------------------------
 
 
-_PEERS = 3  # the simulated world: rank r holds (r + 1) times the gradients rank 0 passes in
-
-
 def _ensure_group() -> None:
     """A real process group of one (gloo, in this process), so dist calls work outside the check "
     "too."""
@@ -456,19 +463,25 @@ def _ensure_group() -> None:
         dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
 
 
+def _world_of(case: Case) -> int:
+    """The size of a case's simulated world, 2 to 5 ranks (read off the case, so that it varies by trial)."""
+    return 2 + case[0][0].shape[1] % 4
+
+
 @contextlib.contextmanager
-def _simulated_world() -> Iterator[None]:
-    """Make ``torch.distributed`` look like three ranks; rank r holds (r+1) x rank 0's values.
+def _simulated_world(peers: int) -> Iterator[None]:
+    """Make ``torch.distributed`` look like ``peers`` ranks; rank r holds (r+1) x rank 0's values.
 
     Scaling is linear, so dividing before or after the reduction, or bucketing tensors, all give
-    what a real 3-process job would: the average (1 + 2 + 3) / 3 = 2 times rank 0's gradient.
+    what a real job would: the average (peers + 1) / 2 times rank 0's gradient. An asynchronous
+    all_reduce (``async_op=True``) applies only when its work handle's ``wait()`` is called.
     """
     saved = {name: getattr(dist, name) for name in ("all_reduce", "get_world_size", "get_rank")}
 
     def all_reduce(
         tensor: torch.Tensor, op: Any = dist.ReduceOp.SUM, group: Any = None, async_op: bool = False
     ) -> Any:
-        contributions = torch.stack([tensor.detach() * (r + 1) for r in range(_PEERS)])
+        contributions = torch.stack([tensor.detach() * (r + 1) for r in range(peers)])
         if op == dist.ReduceOp.SUM:
             reduced = contributions.sum(0)
         elif op == dist.ReduceOp.AVG:
@@ -481,14 +494,18 @@ def _simulated_world() -> Iterator[None]:
             reduced = contributions.prod(0)
         else:
             raise ValueError(f"unsupported reduce op {op}")
-        with torch.no_grad():
-            tensor.copy_(reduced)
+
+        def apply() -> None:
+            with torch.no_grad():
+                tensor.copy_(reduced)
+
         if async_op:
-            return _DoneWork()
+            return _PendingWork(apply)
+        apply()
         return None
 
     dist.all_reduce = all_reduce
-    dist.get_world_size = lambda group=None: _PEERS
+    dist.get_world_size = lambda group=None: peers
     dist.get_rank = lambda group=None: 0
     try:
         yield
@@ -497,14 +514,20 @@ def _simulated_world() -> Iterator[None]:
             setattr(dist, name, value)
 
 
-class _DoneWork:
-    """What all_reduce(..., async_op=True) returns: a handle whose wait() returns at once here."""
+class _PendingWork:
+    """What all_reduce(..., async_op=True) returns: the result lands in the tensor on wait()."""
 
-    def wait(self) -> bool:
+    def __init__(self, apply: Callable[[], None]) -> None:
+        self._apply: Callable[[], None] | None = apply
+
+    def wait(self, timeout: Any = None) -> bool:
+        if self._apply is not None:
+            self._apply, apply = None, self._apply
+            apply()
         return True
 
     def is_completed(self) -> bool:
-        return True
+        return self._apply is None
 
 
 def _grads(generator: torch.Generator, device: str) -> tuple[list[torch.Tensor]]:
@@ -527,10 +550,11 @@ def average_gradients(grads: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def _judge_allreduce(answer: Callable[..., Any], case: Case) -> None:
+    peers = _world_of(case)
     learner, reference = clone_case(case), clone_case(case)
-    with _simulated_world():
+    with _simulated_world(peers):
         result = call_answer(answer, *learner)
-    with _simulated_world():
+    with _simulated_world(peers):
         expected = average_gradients(*reference)
     try:
         compare(result, expected, "your gradients")
@@ -539,10 +563,12 @@ def _judge_allreduce(answer: Callable[..., Any], case: Case) -> None:
             for got, local, want in zip(result, case[0], expected, strict=False):
                 if (
                     isinstance(got, torch.Tensor)
+                    and got.layout == torch.strided
                     and got.shape == want.shape
                     and got.device == want.device
+                    and got.dtype == want.dtype
                 ):
-                    for factor, feedback in _ALLREDUCE_MISTAKES:
+                    for factor, feedback in _allreduce_mistakes(peers):
                         if torch.allclose(got.detach(), local * factor, atol=1e-5):
                             raise Mismatch(feedback) from None
                     break
@@ -551,25 +577,22 @@ def _judge_allreduce(answer: Callable[..., Any], case: Case) -> None:
         if not same_storage(got, given):
             raise Mismatch(
                 f"The values are right, but gradient {i} is a new tensor: the optimizer reads "
-                "p.grad, so "
-                "average the gradients in place (all_reduce already works in place; then use /=)."
+                "p.grad, and it still holds the old values (all_reduce works in place)."
             )
 
 
-_ALLREDUCE_MISTAKES = (
-    (
-        1.0,
-        "Your gradients are unchanged: each rank still has only its own. Call dist.all_reduce on "
-        "every gradient.",
-    ),
-    (
-        6.0,
-        "Your gradients are the sum over the ranks: divide by dist.get_world_size() to get the "
-        "average.",
-    ),
-    (3.0, "Divide by dist.get_world_size(), not a fixed number: the check runs with 3 ranks."),
-    (2.0 / 3, "You divided twice (or by the world size squared): the average divides once."),
-)
+def _allreduce_mistakes(peers: int) -> tuple[tuple[float, str], ...]:
+    total = peers * (peers + 1) / 2
+    return (
+        (1.0, "Your gradients are unchanged: each rank still has only its own (an asynchronous all_reduce "
+              "lands only when you wait() on its handle)."),
+        (1 / peers, "Your gradients are your own divided by the world size: the all_reduce never landed "
+                    "(an asynchronous one lands only when you wait() on its handle)."),
+        (total, "Your gradients are the sum over the ranks, not their average."),
+        (total / 3, "Your gradients are divided by 3 whatever the world size: the check's worlds have "
+                    "other sizes too."),
+        (total / peers**2, "You divided twice (or by the world size squared)."),
+    )
 
 
 q7 = _declare(
@@ -578,6 +601,7 @@ q7 = _declare(
     points=2,
     reference=average_gradients,
     inputs=_grads,
+    second_device=False,  # the judge sets up what the answer needs (a trained state, a world)
     judge=_judge_allreduce,
     hints=[
         "`dist.all_reduce(t)` replaces `t`, in place, by the sum of `t` over all ranks.",

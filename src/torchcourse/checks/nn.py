@@ -604,6 +604,7 @@ _EMPTY = _EMPTY_BODY.__code__
 
 def _is_placeholder_class(answer: Any) -> bool:
     """The exercise's class skeleton: ``__init__`` and ``step`` whose bodies are still ``...``."""
+    answer = getattr(answer, "__wrapped__", answer)  # the check hands judges its guarded wrapper
     return (
         isinstance(answer, type)
         and all(name in vars(answer) for name in ("__init__", "step"))

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .core import Case, Chapter, Exercise, Mismatch, NotAttempted, clone_case, compare, describe
+from .core import Case, Chapter, Exercise, Mismatch, NotAttempted, call_answer, clone_case, compare, describe
 from .core import randint as _randint
 
 chapter = Chapter("00_python", "The Python the notes rely on")
@@ -30,24 +30,23 @@ class _Raised(Mismatch):
         self.error = error
 
 
-def _run(answer: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    """Call the learner's function: its exceptions, an argparse exit and its stderr become feedback."""
-    stderr = io.StringIO()
+def _run(answer: Callable[..., Any], args: tuple, kwargs: dict, parser: bool = False) -> Any:
+    """Call the learner's function through the framework's guard (time limit, global state, captured
+    output); an argparse exit and a raised error keep what the judge needs (the error, the last stderr line)."""
     try:
-        with contextlib.redirect_stderr(stderr):
-            result = answer(*args, **kwargs)
-    except SystemExit as exited:
-        lines = stderr.getvalue().strip().splitlines()
-        said = lines[-1] if lines else f"exit status {exited.code}"
-        raise Mismatch(
-            f"Your function exited (SystemExit) instead of returning: {said}. A parser exits when it "
-            "rejects its arguments: check each option's name, action and type."
-        ) from None
-    except Exception as error:  # the learner's code may raise anything: that is feedback
-        raise _Raised(f"Your function raised {type(error).__name__}: {error}", error) from None
-    if result is ...:
-        raise NotAttempted
-    return result
+        return call_answer(answer, *args, **kwargs)
+    except Mismatch as mismatch:
+        error = getattr(mismatch, "error", None)
+        if parser and isinstance(error, SystemExit):
+            lines = getattr(mismatch, "printed", "").strip().splitlines()
+            said = lines[-1] if lines else f"exit status {error.code}"
+            raise Mismatch(
+                f"Your function raised SystemExit instead of returning: {said}. A parser exits when it "
+                "rejects its arguments: check each option's name, action and type."
+            ) from None
+        if isinstance(error, Exception):
+            raise _Raised(str(mismatch), error) from None
+        raise
 
 
 def _types(value: Any) -> Any:
@@ -77,6 +76,7 @@ class _Exercise(Exercise):
     exact_types: bool = False
     raises: type[Exception] | None = None
     after_call: Callable[[], str | None] | None = None
+    parser: bool = False  # an argparse exit is explained as the parser rejecting its arguments
 
     def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
         self._check_call(answer, case, {})
@@ -91,7 +91,7 @@ class _Exercise(Exercise):
             expected, expected_error = None, error
         learner_args, learner_kwargs = clone_case(args), clone_case(kwargs)
         try:
-            result = _run(answer, learner_args, learner_kwargs)
+            result = _run(answer, learner_args, learner_kwargs, parser=self.parser)
         except Mismatch as mismatch:
             harm = self.after_call() if self.after_call else None
             if harm:
@@ -142,24 +142,40 @@ class _Exercise(Exercise):
                     "format spec: width, zero padding, precision and type."
                 )
 
-    def _diagnose(self, answer: Callable[..., Any], case: Case, kwargs: dict[str, Any] | None = None) -> str | None:
-        args, kwargs = case, kwargs or {}
+    def _misconception(self, answer: Callable[..., Any], case: Case, kwargs: dict[str, Any]) -> str | None:
+        """The first misconception whose output the learner's matches on this call (q2's keyword calls)."""
         for wrong, feedback in self.misconceptions:
             try:
-                with contextlib.redirect_stderr(io.StringIO()):
-                    mine = answer(*clone_case(args), **clone_case(kwargs))
-                    theirs = wrong(*clone_case(args), **clone_case(kwargs))
-                if self.view is not None:
-                    mine, theirs = self.view(mine), self.view(theirs)
-                compare(mine, theirs, "", self.atol, self.rtol)
-                if self.exact_types and _types(mine) != _types(theirs):
-                    continue
+                mine = _run(answer, clone_case(case), clone_case(kwargs))
+                if self._same(mine, wrong, case, kwargs):
+                    return feedback
             except BaseException:  # noqa: BLE001 - not this misconception (or it exited): keep looking
                 continue
             finally:
                 _SIDE_EFFECTS.clear()
-            return feedback
         return None
+
+    def _explains(self, wrong: Callable[..., Any], failure: Any) -> bool:
+        """The core's test of a misconception against one failing case, with this chapter's views and types."""
+        if failure.raised:
+            return False
+        try:
+            return self._same(failure.result, wrong, failure.case, {})
+        except BaseException:  # noqa: BLE001 - the misconception itself fails here: not this one
+            return False
+        finally:
+            _SIDE_EFFECTS.clear()
+
+    def _same(self, mine: Any, wrong: Callable[..., Any], case: Case, kwargs: dict[str, Any]) -> bool:
+        with contextlib.redirect_stderr(io.StringIO()):
+            theirs = wrong(*clone_case(case), **clone_case(kwargs))
+        if self.view is not None:
+            mine, theirs = self.view(mine), self.view(theirs)
+        try:
+            compare(mine, theirs, "", self.atol, self.rtol)
+        except Mismatch:
+            return False
+        return not (self.exact_types and _types(mine) != _types(theirs))
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -252,15 +268,13 @@ class _KeywordExercise(_Exercise):
             except NotAttempted:
                 raise
             except Mismatch as mismatch:
-                feedback = how + (self._diagnose(answer, args, kwargs) or str(mismatch))
-                self._diagnosed = True  # the grader's own diagnosis (of the first call) would mislead
+                feedback = how + (self._misconception(answer, args, kwargs) or str(mismatch))
                 raise Mismatch(feedback) from None
 
-    def _diagnose(self, answer: Callable[..., Any], case: Case, kwargs: dict[str, Any] | None = None) -> str | None:
-        if getattr(self, "_diagnosed", False):
-            self._diagnosed = False
-            return None
-        return super()._diagnose(answer, case, kwargs)
+    def _diagnose(self, guard: Any, failures: list) -> str | None:
+        if any(f.message.startswith("Called as total(") for f in failures):
+            return None  # the keyword call's own diagnosis is already in the message
+        return super()._diagnose(guard, failures)
 
 
 q2 = _exercise(
@@ -416,13 +430,17 @@ class _ParserExercise(_Exercise):
         (argv,) = case
         without = [w for i, w in enumerate(argv) if not w.startswith("--epochs") and not (
             i and argv[i - 1] == "--epochs")]
+        printed = getattr(answer, "printed", None)  # the usage message of the refusal is expected
         try:
             with contextlib.redirect_stderr(io.StringIO()):
-                answer(without)
-        except SystemExit:
-            return
-        except Exception:  # noqa: BLE001 - raising is a refusal too, though not argparse's
-            return
+                call_answer(answer, without)
+        except Mismatch as refused:
+            if "did not return within" in str(refused):
+                raise
+            return  # it exited or raised: a refusal, argparse's or its own
+        finally:
+            if printed is not None:
+                answer.printed = printed
         raise Mismatch("--epochs must be required: your parser accepted arguments without it (required=True).")
 
 
@@ -430,6 +448,7 @@ q5 = _exercise(
     "q5",
     "A training script's argument parser",
     kind=_ParserExercise,
+    parser=True,
     points=2,
     reference=parse_train_args,
     inputs=_argv_case,

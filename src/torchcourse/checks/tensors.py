@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .core import Chapter
+from .core import Chapter, Uses
 from .core import randint as _randint
 
 chapter = Chapter("01_tensors", "Tensors")
@@ -28,6 +28,10 @@ q1 = chapter.exercise(
     points=1,
     reference=to_unit_float,
     inputs=_images,
+    cases=[  # the end points, and other shapes than (N, H, W): the statement says "same shape"
+        (torch.tensor([0, 255, 1, 254], dtype=torch.uint8),),
+        (torch.arange(0, 256, 15, dtype=torch.uint8).reshape(2, 3, 1, 3),),
+    ],
     hints=[
         "An image arrives as uint8 values 0..255; a network wants float32 values in [0, 1].",
         "Convert the dtype first (`.to(torch.float32)` or `.float()`), then scale.",
@@ -57,6 +61,7 @@ q2 = chapter.exercise(
     points=1,
     reference=mean_count,
     inputs=_counts,
+    cases=[(torch.tensor([7]),), (torch.arange(10),), (torch.arange(24).reshape(2, 3, 4),)],  # any shape
     hints=[
         "Try `counts.mean()` on an int64 tensor: read the error it raises.",
         "A mean is fractional, so convert to the default floating dtype first.",
@@ -79,6 +84,12 @@ def _sampling(generator: torch.Generator, device: str) -> tuple[torch.Generator,
     return torch.Generator().manual_seed(seed), n, mean, std
 
 
+def _used_generator(device: str) -> tuple[torch.Generator, int, float, float]:
+    generator = torch.Generator().manual_seed(11)
+    torch.rand(5, generator=generator)  # the generator has been used before: its state is not the seed's
+    return generator, 7, 2.5, 0.5
+
+
 def normal_samples(generator: torch.Generator, n: int, mean: float, std: float) -> torch.Tensor:
     return torch.randn(n, generator=generator) * std + mean
 
@@ -91,6 +102,8 @@ q3 = chapter.exercise(
     inputs=_sampling,
     atol=1e-5,
     rtol=1e-5,
+    cases=[_used_generator, (torch.Generator().manual_seed(3), 1, 0.0, 1.0)],
+    global_rng=False,
     hints=[
         "`torch.randn` draws from the standard normal N(0, 1); how do you shift and stretch it?",
         "Pass `generator=generator` so your draws are the reproducible ones the check expects.",
@@ -123,6 +136,7 @@ q4 = chapter.exercise(
     points=2,
     reference=coordinate_grid,
     inputs=_grid_size,
+    cases=[lambda device: (1, 5, device), lambda device: (4, 1, device), lambda device: (1, 1, device)],
     hints=[
         "`torch.arange(h)` gives the row numbers and `torch.arange(w)` the column numbers.",
         "Make both (h, w) with `view` plus `expand` (or `torch.meshgrid(..., indexing='ij')`), "
@@ -203,6 +217,8 @@ q6 = chapter.exercise(
     inputs=_signals,
     trials=5,  # cases with and without an incomplete last window
     shares_memory=True,
+    cases=[(torch.arange(7.0).view(1, 7), 2, 3),  # step > size
+           (torch.arange(10.0).view(2, 5), 5, 1)],  # a single window
     hints=[
         "A signal of length L has (L - size) // step + 1 windows; the last incomplete one is dropped.",
         "Stacking slices in a loop copies every window. `Tensor.unfold(dim, size, step)` returns "
@@ -242,6 +258,9 @@ q7 = chapter.exercise(
     points=1,
     reference=one_hot,
     inputs=_labels,
+    cases=[(torch.tensor([3, 0, 3]), 4), (torch.tensor([0]), 1)],  # the last class, and one class
+    requires=[Uses("torch.Tensor.scatter_", "torch.Tensor.scatter", "torch.scatter",
+                   says="build it with `Tensor.scatter_`")],
     hints=[
         "Start from zeros of shape (N, num_classes) (float32, on labels.device) and write a 1 "
         "in row i, column labels[i].",
@@ -287,6 +306,7 @@ q8 = chapter.exercise(
     points=1,
     reference=nll,
     inputs=_log_probs,
+    cases=[(torch.tensor([[-0.5, -1.0]]).log_softmax(1), torch.tensor([1]))],  # N = 1
     hints=[
         "You need one value per row: row i, column labels[i]. Then negate it.",
         "`log_probs.gather(1, index)` picks out[i][j] = log_probs[i][index[i][j]]; the index "
@@ -328,6 +348,7 @@ q9 = chapter.exercise(
     points=1,
     reference=top_k,
     inputs=_scores,
+    cases=[(torch.tensor([[0.5, -1.0, 2.0]]), 1), (torch.tensor([[0.5, -1.0, 2.0], [3.0, 1.0, 0.0]]), 3)],
     hints=[
         "Each row is one sample: you want its k largest scores, largest first, and the columns "
         "they came from.",
@@ -376,6 +397,7 @@ q10 = chapter.exercise(
     trials=5,  # square and non-square cases
     atol=1e-4,
     rtol=1e-4,
+    cases=[(torch.tensor([[1.0], [-2.0]]),), (torch.tensor([[3.0, 3.0, 3.0]]),)],  # D = 1, a constant row
     hints=[
         "Reduce over dim=1 (the features of each row): the mean and the variance of each row.",
         "`x.mean(dim=1)` has shape (N,); subtracting it from (N, D) broadcasts it along the last "
@@ -429,6 +451,7 @@ q11 = chapter.exercise(
     inputs=_padded,
     atol=1e-5,
     rtol=1e-5,
+    cases=[(torch.arange(6.0).view(1, 3, 2), torch.tensor([[True, True, True]]))],  # no padding at all
     hints=[
         "Zero the padded steps, sum over time, and divide by the number of valid steps of each "
         "sequence, not by T.",
@@ -461,6 +484,11 @@ def _point_sets(generator: torch.Generator, device: str) -> tuple[torch.Tensor, 
     return x.to(device), y.to(device)
 
 
+def _coinciding(device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.tensor([[[0.3, -1.2], [2.0, 0.5], [-1.5, 1.0]]])
+    return x.to(device), x[:, [1, 0]].to(device)  # every point of y is also a point of x
+
+
 def pairwise_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     diff = x.unsqueeze(2) - y.unsqueeze(1)  # (B, N, 1, D) - (B, 1, M, D) -> (B, N, M, D)
     return diff.pow(2).sum(dim=-1).sqrt()
@@ -472,15 +500,17 @@ q12 = chapter.exercise(
     points=2,
     reference=pairwise_distances,
     inputs=_point_sets,
-    atol=2e-4,
+    atol=1e-3,  # the ||x||² + ||y||² - 2 x·y route loses about this much at distance 0
     rtol=2e-4,
+    cases=[_coinciding],  # distance 0 between coinciding points
     hints=[
         "out[b, i, j] = ||x[b, i] - y[b, j]||: every point of x against every point of y, within "
         "each batch.",
         "Insert singleton dims so the differences broadcast to (B, N, M, D): "
         "`x.unsqueeze(2) - y.unsqueeze(1)`.",
         "Square, sum over the last dim (D), then take the square root. (`torch.cdist(x, y)` "
-        "does all of this, and ||x||² + ||y||² - 2 x·yᵀ with `torch.bmm` avoids the 4-D tensor.)",
+        "does all of this, and ||x||² + ||y||² - 2 x·yᵀ with `torch.bmm` avoids the 4-D tensor; rounding can "
+        "make that a tiny negative number where two points coincide, and its square root NaN.)",
     ],
     misconceptions=[
         (lambda x, y: pairwise_distances(x, y) ** 2,
@@ -508,6 +538,11 @@ def _samples(generator: torch.Generator, device: str) -> tuple[torch.Tensor, tor
     return x.to(device), y.to(device), degree
 
 
+def _constant_fit(device: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    x = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    return x.to(device), (2 + 0.1 * x.sin()).to(device), 0
+
+
 def fit_polynomial(x: torch.Tensor, y: torch.Tensor, degree: int) -> torch.Tensor:
     design = torch.vander(x, degree + 1, increasing=True)  # columns 1, x, x², ...
     return torch.linalg.lstsq(design, y.unsqueeze(1)).solution.squeeze(1)
@@ -521,6 +556,7 @@ q13 = chapter.exercise(
     inputs=_samples,
     atol=1e-6,
     rtol=1e-6,
+    cases=[_constant_fit],  # degree 0: the mean
     hints=[
         "Build the design matrix A with columns 1, x, x², ..., x^degree; the coefficients c "
         "minimise ||A c - y||².",
@@ -574,6 +610,8 @@ q14 = chapter.exercise(
     inputs=_noisy,
     atol=1e-4,
     rtol=1e-4,
+    cases=[(torch.arange(8.0).view(1, 8).sin(), 2),  # an even length
+           (torch.arange(7.0).view(1, 7).cos(), 4)],  # keep every bin: the signal itself
     hints=[
         "Go to the frequency domain along the last dim, zero every bin from `keep` on, and come "
         "back.",
@@ -608,6 +646,12 @@ def _bootstrap(generator: torch.Generator, device: str) -> tuple[torch.Tensor, i
     return data.to(device), _randint(generator, 2, 7), torch.Generator().manual_seed(seed)
 
 
+def _used_bootstrap(device: str) -> tuple[torch.Tensor, int, torch.Generator]:
+    generator = torch.Generator().manual_seed(5)
+    torch.randint(0, 10, (3,), generator=generator)
+    return torch.arange(8.0).view(4, 2).to(device), 3, generator
+
+
 def bootstrap_means(data: torch.Tensor, num_resamples: int, generator: torch.Generator):
     n = data.shape[0]
     rows = torch.randint(0, n, (num_resamples, n), generator=generator).to(data.device)
@@ -622,6 +666,8 @@ q15 = chapter.exercise(
     inputs=_bootstrap,
     atol=1e-5,
     rtol=1e-5,
+    cases=[_used_bootstrap],  # a generator that has already been used
+    global_rng=False,
     hints=[
         "A bootstrap resample draws N rows *with replacement*. Draw all the row numbers in one "
         "call: `torch.randint(0, N, (num_resamples, N), generator=generator)`.",
@@ -680,6 +726,7 @@ q16 = chapter.exercise(
     inputs=_graph,
     atol=1e-5,
     rtol=1e-5,
+    cases=[(torch.arange(6.0).view(3, 2), torch.tensor([[0], [2]]))],  # one edge, nodes without any
     hints=[
         "This is a sparse matrix product: out = A @ features, with A[t, s] the number of edges "
         "s → t. Build A with `torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=True)`: "
