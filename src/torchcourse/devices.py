@@ -42,6 +42,10 @@ def devices() -> list[str]:
     return ["cpu", "cuda"] if cuda_available() else ["cpu"]
 
 
+#: ``devices()`` as first asked for (a bare annotation: the value comes from ``__getattr__`` below).
+DEVICES: list[str]
+
+
 @functools.cache
 def _devices_once() -> list[str]:
     return devices()
