@@ -52,3 +52,50 @@ def test_run_on_devices_detects_disagreement():
 def test_run_on_devices_handles_nested_results():
     results = run_on_devices(lambda t: {"max": t.max(dim=0)}, torch.arange(6.0).view(3, 2))
     assert results["cpu"]["max"].values.tolist() == [4.0, 5.0]
+
+
+# Run in a fresh interpreter: counts every call that would start the CUDA driver while the package imports.
+_IMPORT_PROBE = """
+import json, sys
+import torch
+calls = []
+for owner, name in ((torch.cuda, "is_available"), (torch._C, "_cuda_getDeviceCount"), (torch.cuda, "init")):
+    real = getattr(owner, name)
+    setattr(owner, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+import torchcourse
+import torchcourse.bench, torchcourse.distributed, torchcourse.devices, torchcourse.lesson
+report = {"calls": list(calls), "initialized": torch.cuda.is_initialized()}
+devices = torchcourse.DEVICES  # the first use asks
+report["devices"], report["after_use"] = devices, len(calls) > 0
+print(json.dumps(report))
+"""
+
+
+def test_import_does_not_start_cuda():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torchcourse
+
+    src = str(Path(torchcourse.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": src, "TORCHCOURSE_NO_CUDA": "0"}
+    done = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True,
+                          env=env, timeout=120, check=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["calls"] == [] and report["initialized"] is False
+    assert report["after_use"] and report["devices"][0] == "cpu"
+
+
+def test_devices_is_lazy_and_stable():
+    import sys
+
+    import torchcourse
+
+    devices_module = sys.modules["torchcourse.devices"]  # torchcourse.devices is the function
+    assert torchcourse.DEVICES is devices_module.DEVICES  # one list, computed once
+    assert torchcourse.DEVICES == devices()
+    with pytest.raises(AttributeError):
+        _ = torchcourse.NOT_A_NAME

@@ -23,14 +23,20 @@ SCRIPT = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     from torchcourse.checks.gpu import average_gradients
 
-    dist.init_process_group(os.environ["TORCHCOURSE_BACKEND"])
+    backend = os.environ["TORCHCOURSE_BACKEND"]
+    if backend == "nccl":  # the cluster habits of lesson 05.5: LOCAL_RANK, set_device first, device_id
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+        dist.init_process_group(backend, device_id=device)
+    else:
+        device = torch.device("cpu")
+        dist.init_process_group(backend)
     rank, world = dist.get_rank(), dist.get_world_size()
-    device = torch.device("cuda", rank) if dist.get_backend() == "nccl" else torch.device("cpu")
     torch.manual_seed(0)
     model = nn.Linear(5, 3).to(device)
     plain = nn.Linear(5, 3).to(device)
     plain.load_state_dict(model.state_dict())
-    ddp = DistributedDataParallel(model, device_ids=[rank] if device.type == "cuda" else None)
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     x = torch.randn(4, 5, generator=torch.Generator().manual_seed(rank)).to(device)  # different per rank
     ddp(x).pow(2).mean().backward()
     plain(x).pow(2).mean().backward()

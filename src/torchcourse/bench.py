@@ -29,12 +29,29 @@ from typing import Any
 
 import torch
 
+from .devices import cuda_available, devices, synchronize
+
 # Importing torch.utils.benchmark logs "No CUDA runtime is found" on CPU-only machines: it concerns
 # compiling C++ extensions, which the course never does, and would add noise to every notebook.
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-from torch.utils import benchmark  # noqa: E402
 
-from .devices import cuda_available, devices, synchronize  # noqa: E402
+
+def _benchmark() -> Any:
+    """``torch.utils.benchmark``, imported at the first timing rather than with the package.
+
+    Its import pulls in ``torch.utils.cpp_extension``, which calls ``torch.cuda.is_available()``
+    wherever a CUDA toolkit is installed, and that starts the CUDA driver: ``import torchcourse``
+    must not (lesson 05.3).
+    """
+    from torch.utils import benchmark
+
+    return benchmark
+
+
+def __getattr__(name: str) -> Any:
+    if name == "benchmark":  # ``bench.benchmark``, for tests that spy on its Timer
+        return _benchmark()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["PRESETS", "BenchResult", "Timing", "bench", "environment", "preset", "reference", "sizes", "time_fn"]
 
@@ -128,6 +145,7 @@ def time_fn(
     for _ in range(warmup):
         fn()
     synchronize(device)
+    benchmark = _benchmark()
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     budget = min_run_time or MIN_RUN_TIME[preset()]
     one_call = timer._timeit(1)  # the Timer's own block runner (it syncs CUDA), also a last warm-up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import warnings
@@ -26,8 +27,14 @@ __all__ = [
 
 
 def cuda_available() -> bool:
-    """True when a CUDA device can be used (set TORCHCOURSE_NO_CUDA=1 to pretend otherwise)."""
-    return torch.cuda.is_available() and os.environ.get("TORCHCOURSE_NO_CUDA") != "1"
+    """True when a CUDA device can be used (set TORCHCOURSE_NO_CUDA=1 to pretend otherwise).
+
+    ``torch.cuda.is_available()`` asks the CUDA runtime (``cudaGetDeviceCount``), which starts the
+    driver (``cuInit``): from then on this process's ``CUDA_VISIBLE_DEVICES`` is fixed and a
+    ``fork`` of it cannot use the GPU, even though ``torch.cuda.is_initialized()`` is still False.
+    So the package never asks at import; ``TORCHCOURSE_NO_CUDA=1`` answers without asking at all.
+    """
+    return os.environ.get("TORCHCOURSE_NO_CUDA") != "1" and torch.cuda.is_available()
 
 
 def devices() -> list[str]:
@@ -35,7 +42,24 @@ def devices() -> list[str]:
     return ["cpu", "cuda"] if cuda_available() else ["cpu"]
 
 
-DEVICES: list[str] = devices()
+#: ``devices()`` as first asked for (a bare annotation: the value comes from ``__getattr__`` below).
+DEVICES: list[str]
+
+
+@functools.cache
+def _devices_once() -> list[str]:
+    return devices()
+
+
+def __getattr__(name: str) -> Any:
+    """``DEVICES``, the devices of :func:`devices`, asked for on first use rather than at import.
+
+    Importing the package must not start the CUDA driver (lesson 05.3): a script that imports
+    torchcourse can still set ``CUDA_VISIBLE_DEVICES`` afterwards, or fork workers safely.
+    """
+    if name == "DEVICES":
+        return _devices_once()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def synchronize(device: str | torch.device) -> None:
