@@ -22,9 +22,10 @@ def test_blank_exercises_are_not_attempted(notebook):
     assert errors == []
 
 
-@pytest.mark.parametrize("notebook", EXERCISES, ids=[p.stem for p in EXERCISES])
-def test_solutions_score_full_marks(notebook, capsys):
-    solution = ROOT / "solutions" / notebook.name
+# Every solution scoring full marks is already held by nbval, which runs solutions/ strictly (a check
+# that fails raises) and compares the committed score report; here one chapter goes through the CLI.
+def test_solutions_score_full_marks(capsys):
+    solution = ROOT / "solutions" / "00_python.ipynb"
     assert main(["grade", "--json", str(solution)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["score"] == report["max_score"] > 0
