@@ -643,6 +643,10 @@ class SimulatedDevice:
         self.runs += 1
         self.events.append("run")
 
+    def pending(self) -> bool:
+        """Is queued work still running (``not torch.cuda.Event.query()``)?"""
+        return self._busy_until > time.perf_counter()
+
     def sync(self) -> None:
         """Wait until every queued call has finished (torch.cuda.synchronize)."""
         wait = self._busy_until - time.perf_counter()
