@@ -577,10 +577,10 @@ def _judge_allreduce(answer: Callable[..., Any], case: Case) -> None:
 def _allreduce_mistakes(peers: int) -> tuple[tuple[float, str], ...]:
     total = peers * (peers + 1) / 2
     return (
-        (1.0, "Your gradients are unchanged: each rank still has only its own (an asynchronous all_reduce "
-              "lands only when you wait() on its handle)."),
-        (1 / peers, "Your gradients are your own divided by the world size: the all_reduce never landed "
-                    "(an asynchronous one lands only when you wait() on its handle)."),
+        (1.0, "Your gradients are unchanged: each rank still has only its own, because the asynchronous all_reduce "
+              "had not landed (it lands at its handle's wait())."),
+        (1 / peers, "Your gradients are your own divided by the world size: the asynchronous all_reduce had not "
+                    "landed (it lands at its handle's wait())."),
         (total, "Your gradients are the sum over the ranks, not their average."),
         (total / 3, "Your gradients are divided by 3 whatever the world size: the check's worlds have "
                     "other sizes too."),

@@ -393,8 +393,8 @@ q6 = chapter.exercise(
     misconceptions=[
         (
             _smoothing_spread_to_others,
-            "PyTorch's smoothing gives every class s / C, the true class included "
-            "(1 - s + s / C in all); you spread s over the other classes only.",
+            "You spread s over the other classes only; PyTorch's smoothing gives every class s / C, the true class "
+            "included.",
         ),
         (lambda x, y, s: F.cross_entropy(x, y), "You left out the smoothing: that is the plain cross-entropy."),
         (
@@ -741,8 +741,8 @@ q9 = _declare(
         [
             (
                 _SGDDecoupled,
-                "You added the weight decay after the momentum (decoupled, as in AdamW); torch.optim.SGD adds "
-                "weight_decay·p to the gradient first, so it goes through the momentum buffer.",
+                "You added the weight decay after the momentum (decoupled, as in AdamW), so it bypasses the "
+                "momentum buffer; in torch.optim.SGD it is part of the gradient and goes through the buffer.",
             ),
             (_SGDDampened, "Your momentum buffer is an average (m·buf + (1 - m)·g), so it is dampened; SGD's buffer "
                            "is not."),
@@ -840,7 +840,8 @@ q10 = _declare(
             (_adam_variant(eps_inside=True), "Your eps is inside the square root; Adam's is outside it."),
             (
                 _adam_variant(decoupled=True),
-                "That is AdamW's decoupled weight decay. Adam adds weight_decay·p to the gradient before the moments.",
+                "That is AdamW's decoupled weight decay; in Adam the weight decay is part of the gradient that "
+                "feeds the moments.",
             ),
         ],
     ),

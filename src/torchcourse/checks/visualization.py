@@ -354,7 +354,7 @@ q4 = chapter.exercise(
     ],
     misconceptions=[
         (_model_output, "That is the model's output, not what the named layer produced."),
-        (_layer_input, "That is the layer's input (`inputs[0]`): the hook's third argument is its output."),
+        (_layer_input, "That is the layer's input (`inputs[0]`), not its output."),
     ],
 )
 
