@@ -52,7 +52,7 @@ def _forgot_return(x, v):
 
 
 def test_q2_wrong_answers() -> None:
-    rejected(ch.q2, _backward_without_v, "gradient=v")
+    rejected(ch.q2, _backward_without_v, "vector-Jacobian product with v")
     rejected(ch.q2, lambda x, v: v * x * torch.cos(x), "product rule")
     rejected(ch.q2, lambda x, v: (x * torch.sin(x)).backward(gradient=v), "does not require grad")
     rejected(ch.q2, _forgot_return, "returned None")
@@ -74,7 +74,7 @@ def _without_create_graph(x):
 
 
 def test_q3_wrong_answers() -> None:
-    rejected(ch.q3, _first_derivative_only, "first derivative", "create_graph")
+    rejected(ch.q3, _first_derivative_only, "first derivative", "not the second")
     rejected(ch.q3, lambda x: 2 * torch.sin(x) + 4 * x * torch.cos(x) + x**2 * torch.sin(x), "wrong sign")
     rejected(ch.q3, lambda x: 2 * torch.sin(x) + 2 * x * torch.cos(x) - x**2 * torch.sin(x), "twice")
     rejected(ch.q3, _without_create_graph, "raised RuntimeError", "does not require grad")
@@ -101,9 +101,9 @@ def _closed_form(w, x, y, chunks):
 
 
 def test_q4_wrong_answers() -> None:
-    rejected(ch.q4, _unscaled, "too large", "divide")
-    rejected(ch.q4, _zeroed_between, "last chunk", "do not zero")
-    rejected(ch.q4, _closed_form, "Return w.grad")
+    rejected(ch.q4, _unscaled, "too large", "share of the mean")
+    rejected(ch.q4, _zeroed_between, "last chunk", "zeroed (or overwritten)")
+    rejected(ch.q4, _closed_form, "not w.grad itself")
 
 
 # --- q5 · hooks
@@ -125,7 +125,7 @@ def test_q5_wrong_answers() -> None:
     rejected(ch.q5, ch._forward_norms, "norms of the activations")
     rejected(ch.q5, ch._summed_loss_norms, "loss is a mean")
     rejected(ch.q5, _reversed_order, "order is reversed")
-    rejected(ch.q5, _no_backward, "Call backward()")
+    rejected(ch.q5, _no_backward, "backward() never ran")
 
 
 # --- q6 · snapshot
@@ -158,8 +158,8 @@ def test_q7_wrong_answers() -> None:
 
 
 def test_q8_wrong_answers() -> None:
-    rejected(ch.q8, lambda w, b, x: torch.sigmoid(x @ w + b), "graph was recorded", "no_grad")
-    rejected(ch.q8, lambda w, b, x: (x @ w + b).detach(), "logits", "sigmoid")
+    rejected(ch.q8, lambda w, b, x: torch.sigmoid(x @ w + b), "graph was recorded", "never comes")
+    rejected(ch.q8, lambda w, b, x: (x @ w + b).detach(), "logits", "not probabilities")
     rejected(ch.q8, lambda w, b, x: torch.sigmoid(x @ w + b).tolist(), "list")
 
 

@@ -93,7 +93,7 @@ def test_q1_sorted_instead_of_file_order():
 
 
 def test_q1_string_labels():
-    rejected(data.q1, StringLabels, "int(")
+    rejected(data.q1, StringLabels, "not an int")
 
 
 def test_q1_hwc_images():
@@ -101,7 +101,7 @@ def test_q1_hwc_images():
 
 
 def test_q1_grey_files_not_converted():
-    rejected(data.q1, NoConvert, "convert('RGB')")
+    rejected(data.q1, NoConvert, "greyscale")
 
 
 def test_q1_uint8_images():
@@ -156,7 +156,7 @@ def test_q1_other_correct_answers(answer):
 
 
 def test_q2_time_first():
-    rejected(data.q2, lambda s: (pad_sequence([x for x, _ in s]), *data.pad_collate(s)[1:]), "batch_first=True")
+    rejected(data.q2, lambda s: (pad_sequence([x for x, _ in s]), *data.pad_collate(s)[1:]), "time steps come first")
 
 
 def test_q2_padded_lengths():
@@ -379,7 +379,7 @@ def _colour(crop):
 
 
 def test_q6_square_resize_distorts():
-    rejected(data.q6, _square_resize, "Resize with one int")
+    rejected(data.q6, _square_resize, "distorted")
 
 
 def test_q6_missing_normalize():
@@ -391,7 +391,7 @@ def test_q6_crop_before_resize():
 
 
 def test_q6_normalize_on_a_pil_image():
-    rejected(data.q6, _normalize_first, "raised", "before ToTensor")
+    rejected(data.q6, _normalize_first, "raised", "take PIL images")
 
 
 def test_q6_three_channels():
@@ -478,7 +478,7 @@ def test_q7_other_correct_answers(answer):
 
 def test_q8_keeps_the_short_batch():
     rejected(data.q8, lambda d, b, s: DataLoader(d, b, shuffle=True, generator=torch.Generator().manual_seed(s)),
-             "drop_last=True")
+             "leftover batch is kept")
 
 
 def test_q8_global_seed():

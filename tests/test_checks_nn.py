@@ -79,9 +79,9 @@ def test_q1_correct_variants() -> None:
 
 
 def test_q1_wrong_answers() -> None:
-    rejected(ch.q1, _ListMLP, "no registered parameters", "ModuleList")
-    rejected(ch.q1, lambda sizes: _sequential_with(sizes, last_relu=True), "No ReLU after the last layer")
-    rejected(ch.q1, lambda sizes: _sequential_with(sizes, relu=False), "Put a ReLU between")
+    rejected(ch.q1, _ListMLP, "no registered parameters", "Python list")
+    rejected(ch.q1, lambda sizes: _sequential_with(sizes, last_relu=True), "ReLU after the last layer")
+    rejected(ch.q1, lambda sizes: _sequential_with(sizes, relu=False), "no ReLU between")
     rejected(ch.q1, lambda sizes: nn.Sequential(nn.Linear(sizes[0], sizes[-1])), "parameter tensors")
     as_list = lambda sizes: [nn.Linear(a, b) for a, b in zip(sizes, sizes[1:], strict=False)]  # noqa: E731
     rejected(ch.q1, as_list, "Return an nn.Module")
@@ -195,7 +195,7 @@ def test_q4_correct_variants() -> None:
 def test_q4_wrong_answers() -> None:
     rejected(ch.q4, ch._bn_wrong(unbiased_norm=True), "biased variance")
     rejected(ch.q4, ch._bn_wrong(biased_running=True), "unbiased")
-    rejected(ch.q4, ch._bn_wrong(swap=True), "Momentum is the weight")
+    rejected(ch.q4, ch._bn_wrong(swap=True), "weighs the old running statistic")
     rejected(ch.q4, _bn_in_place, "changed its input")
 
 
@@ -293,7 +293,7 @@ def test_q7_correct_variants() -> None:
 
 
 def test_q7_wrong_answers() -> None:
-    rejected(ch.q7, _leaky_hooks, "still registered", "remove")
+    rejected(ch.q7, _leaky_hooks, "still registered", "every later call")
     rejected(ch.q7, ch._recorded_inputs, "input")
     rejected(ch.q7, _late_binding, "keys")  # every hook wrote to the last name
     rejected(ch.q7, lambda m, x, names: {n: m(x) for n in names}, "wrong shape")
@@ -402,9 +402,9 @@ def test_q9_cases_have_several_groups_and_all_options() -> None:
 def test_q9_wrong_answers() -> None:
     rejected(ch.q9, ch._SGDDecoupled, "after the momentum")
     rejected(ch.q9, ch._SGDDampened, "average")
-    rejected(ch.q9, ch._SGDDefaultsOnly, "each group")
+    rejected(ch.q9, ch._SGDDefaultsOnly, "a group sets for itself")
     rejected(ch.q9, _SGDNoDecay, "weights differ")
-    rejected(ch.q9, _NotAnOptimizer, "Subclass torch.optim.Optimizer")
+    rejected(ch.q9, _NotAnOptimizer, "not a torch.optim.Optimizer")
     rejected(ch.q9, ch.SGDMomentum([torch.zeros(1, requires_grad=True)], lr=0.1), "Expected a function")
 
 
@@ -440,7 +440,7 @@ def test_q10_correct_variants() -> None:
 
 def test_q10_wrong_answers() -> None:
     rejected(ch.q10, ch._adam_variant(correct=False), "bias correction")
-    rejected(ch.q10, ch._adam_variant(eps_inside=True), "outside the square root")
+    rejected(ch.q10, ch._adam_variant(eps_inside=True), "inside the square root")
     rejected(ch.q10, ch._adam_variant(decoupled=True), "AdamW")
     rejected(ch.q10, _AdamWWrapper, "AdamW")
     rejected(ch.q10, _SGDWrapper, "raised TypeError")  # a signature without betas and eps
@@ -512,7 +512,7 @@ def test_q12_wrong_answers() -> None:
             "scheduler": s.state_dict(),
             "epoch": e,
         },
-        "optimizer's state_dict",
+        "without Adam's moments",
     )
     rejected(
         ch.q12,

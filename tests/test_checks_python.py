@@ -117,7 +117,7 @@ def test_q3_other_correct_answers() -> None:
 
 def test_q4_wrong_answers() -> None:
     rejected(ch.q4, lambda x: tuple(ch.top_prediction(x)), "got a plain tuple")
-    rejected(ch.q4, lambda x: ch.Prediction(torch.max(x, 1).indices, torch.max(x, 1).values), "softmax")
+    rejected(ch.q4, lambda x: ch.Prediction(torch.max(x, 1).indices, torch.max(x, 1).values), "not a probability")
     rejected(ch.q4, lambda x: ch.Prediction(*torch.max(torch.softmax(x, 1), 1)), "swapped")
     rejected(ch.q4, lambda x: ch.Prediction(*reversed(torch.max(torch.softmax(x, 0), 0))), "wrong shape")
 
@@ -162,10 +162,10 @@ def test_q5_cases_vary_the_options() -> None:
 
 
 def test_q5_wrong_answers() -> None:
-    rejected(ch.q5, _parser(shuffle="store_true"), "store_false")
-    rejected(ch.q5, lambda argv: ch._variant(argv, verbose="store_false"), "store_true")
+    rejected(ch.q5, _parser(shuffle="store_true"), "shuffle is the wrong way round")
+    rejected(ch.q5, lambda argv: ch._variant(argv, verbose="store_false"), "verbose is the wrong way round")
     rejected(ch.q5, _parser(lr_type=str), "['lr']", "expected a number")
-    rejected(ch.q5, _parser(required=False), "--epochs must be required")
+    rejected(ch.q5, _parser(required=False), "--epochs is mandatory")
     rejected(ch.q5, _parser(verbose=("--verbose",)), "SystemExit", "unrecognized arguments")
     rejected(ch.q5, lambda argv: vars(ch.parse_train_args(argv)), "Namespace")
 
@@ -216,7 +216,7 @@ def test_q6_first_trial_is_a_literal_and_payloads_are_among_the_trials() -> None
 
 
 def test_q6_wrong_answers() -> None:
-    rejected(ch.q6, eval, "ran the text as code", "ast.literal_eval")
+    rejected(ch.q6, eval, "ran the text as code", "eval() executes")
     rejected(ch.q6, lambda text: eval(text, {"__builtins__": __builtins__}), "ran the text as code")
     rejected(ch.q6, json.loads, "raised JSONDecodeError")
     rejected(ch.q6, lambda text: text, "expected a")

@@ -176,9 +176,9 @@ def test_q8_accepts_paired_indexing_and_nll_loss():
     ("answer", "needle"),
     [
         (lambda lp, y: -lp[:, y], "(N, N) table"),
-        (lambda lp, y: -lp.gather(1, y.unsqueeze(1)), "squeeze(1)"),
+        (lambda lp, y: -lp.gather(1, y.unsqueeze(1)), "shape (N, 1)"),
         (lambda lp, y: lp.gather(1, y.unsqueeze(1)).squeeze(1), "negation"),
-        (lambda lp, y: -lp.exp().gather(1, y.unsqueeze(1)).squeeze(1), "do not exponentiate"),
+        (lambda lp, y: -lp.exp().gather(1, y.unsqueeze(1)).squeeze(1), "exponentiated them"),
         (lambda lp, y: -lp.gather(1, y.unsqueeze(1)).squeeze(1).log(), "NaN"),
         (lambda lp, y: F.nll_loss(lp, y), "wrong shape"),
     ],
@@ -235,7 +235,7 @@ def test_q10_hidden_cases_include_square_and_non_square_inputs():
     ("answer", "needle"),
     [
         (lambda x: (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True), "Bessel"),
-        (lambda x: (x - x.mean(1)) / (x.var(1, correction=0) + 1e-5).sqrt(), "keepdim=True"),
+        (lambda x: (x - x.mean(1)) / (x.var(1, correction=0) + 1e-5).sqrt(), "no keepdim"),
         (lambda x: (x - x.mean(0)) / (x.var(0, correction=0) + 1e-5).sqrt(), "each column"),
         (lambda x: (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True, correction=0), "eps"),
         (lambda x: x - x.mean(1, keepdim=True), "differ"),
@@ -352,7 +352,7 @@ def _fft_zeroed(s, keep):
         (lambda s, keep: torch.fft.irfft(_rfft_zeroed(s, keep)), "one sample short"),
         (_rfft_zeroed, "complex"),
         (_fft_zeroed, "negative frequencies"),
-        (lambda s, keep: torch.fft.irfft(_rfft_zeroed(s, keep + 1), n=s.shape[-1]), "Keep exactly"),
+        (lambda s, keep: torch.fft.irfft(_rfft_zeroed(s, keep + 1), n=s.shape[-1]), "One bin too many"),
         (lambda s, keep: torch.fft.irfft(_rfft_zeroed(s, keep), n=s.shape[-1]).double(), "wrong dtype"),
     ],
 )
@@ -439,7 +439,7 @@ def test_q16_rejects(answer, needle):
 @pytest.mark.parametrize(
     ("answer", "needle"),
     [
-        (lambda images: images.float(), "divide by 255"),
+        (lambda images: images.float(), "255 times too large"),
         (lambda images: images // 255, "Floor division"),
         (lambda images: images.double() / 255, "wrong dtype"),
         (lambda images: images.float() / 256, "0.9961 times the right one"),
@@ -452,7 +452,7 @@ def test_q1_rejects_typical_wrong_answers(answer, needle):
 @pytest.mark.parametrize(
     ("answer", "needle"),
     [
-        (lambda counts: counts.sum() // counts.numel(), "Integer division"),
+        (lambda counts: counts.sum() // counts.numel(), "whole number"),
         (lambda counts: counts.double().mean(), "wrong dtype"),
         (lambda counts: counts.float().mean(dim=0), "wrong shape"),
         (lambda counts: counts.float().median(), "values differ"),

@@ -55,7 +55,7 @@ def test_q1_index_instead_of_step():
         values = [e.value for e in _events(logdir, tag)]
         return values.index(min(values))
 
-    rejected(viz.q1, index, "position of the best value", "event.step")
+    rejected(viz.q1, index, "position of the best value", "the two differ")
 
 
 def test_q1_largest_value_last_step_other_tag_and_float():
@@ -103,7 +103,7 @@ def test_q2_separate_tags_instead_of_one_chart():
                 writer.add_scalar("loss/val", row["val_loss"], row["epoch"])
                 writer.add_scalar("lr", row["lr"], row["epoch"])
 
-    rejected(viz.q2, separate, "loss_train", "add_scalars")
+    rejected(viz.q2, separate, "loss_train", "was not logged there")
 
 
 def test_q2_index_as_step_and_wrong_values_and_wrong_folder(tmp_path):
@@ -156,8 +156,8 @@ def test_q3_other_right_answers():
 def test_q3_nrow_as_rows_black_padding_default_padding():
     grid = torchvision.utils.make_grid
     rejected(viz.q3, lambda im, r: grid(im, nrow=r, padding=1, pad_value=1.0), "not the number of rows")
-    rejected(viz.q3, lambda im, r: grid(im, nrow=math.ceil(len(im) / r), padding=1), "pad_value")
-    rejected(viz.q3, lambda im, r: grid(im, nrow=math.ceil(len(im) / r), pad_value=1.0), "padding=1")
+    rejected(viz.q3, lambda im, r: grid(im, nrow=math.ceil(len(im) / r), padding=1), "not white")
+    rejected(viz.q3, lambda im, r: grid(im, nrow=math.ceil(len(im) / r), pad_value=1.0), "default 2 pixels, not 1")
 
 
 def test_q3_cases_are_never_square_and_cover_grey_and_colour():
@@ -204,7 +204,7 @@ def test_q4_model_output_layer_input_hook_left_behind():
             model(x)
         return out[0]
 
-    rejected(viz.q4, leaves_hook, "handle.remove()")
+    rejected(viz.q4, leaves_hook, "still registered")
 
     def with_grad(model, layer, x):
         out = []
@@ -213,7 +213,7 @@ def test_q4_model_output_layer_input_hook_left_behind():
         handle.remove()
         return out[0]
 
-    rejected(viz.q4, with_grad, "no_grad")
+    rejected(viz.q4, with_grad, "attached to the graph")
 
 
 # --- q5 · a confusion matrix --------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def test_q6_no_bar_and_a_bar_not_iterated():
         return sum(losses) / len(losses)
 
     rejected(viz.q6, no_bar, "No progress bar")
-    rejected(viz.q6, not_iterated, "iterate over the bar")
+    rejected(viz.q6, not_iterated, "did not go through the bar itself")
 
 
 # --- q7 · an AverageValueMeter ---------------------------------------------------------------------------

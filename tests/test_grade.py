@@ -43,7 +43,7 @@ def test_wrong_and_broken_answers_are_reported(tmp_path):
     nbformat.write(nb, path)
     report, errors = grade_notebook(path)
     status = {o.id: (o.status.value, o.message) for o in report.outcomes}
-    assert status["q1"][0] == "incorrect" and "divide by 255" in status["q1"][1]
+    assert status["q1"][0] == "incorrect" and "255 times too large" in status["q1"][1]
     assert status["q2"][0] == "incorrect" and "NameError" in status["q2"][1]
     assert status["q3"][0] == "not attempted"  # its function was never defined; the check cell raised
     assert any("the learner broke this cell" in e for e in errors)

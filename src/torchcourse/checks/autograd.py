@@ -102,12 +102,12 @@ q2 = chapter.exercise(
     misconceptions=[
         (
             lambda x, v: torch.sin(x) + x * torch.cos(x),
-            "This is the gradient of y.sum(), i.e. backward with a gradient of ones: pass "
-            "gradient=v instead.",
+            "This is the gradient of y.sum(), i.e. backward with a gradient of ones, not the vector-Jacobian "
+            "product with v.",
         ),
         (
             lambda x, v: v * x * torch.cos(x),
-            "Only half of the product rule: d(x sin x)/dx = sin x + x cos x.",
+            "Only half of the product rule: your derivative of x sin x is missing one of its two terms.",
         ),
     ],
 )
@@ -147,12 +147,11 @@ q3 = chapter.exercise(
     misconceptions=[
         (
             lambda x: 2 * x * torch.sin(x) + x**2 * torch.cos(x),
-            "This is the first derivative. Differentiate the result once more (it needs "
-            "create_graph=True).",
+            "This is the first derivative, not the second.",
         ),
         (
             lambda x: 2 * torch.sin(x) + 4 * x * torch.cos(x) + x**2 * torch.sin(x),
-            "The last term has the wrong sign: d(x² cos x)/dx = 2x cos x - x² sin x.",
+            "The last term has the wrong sign: the derivative of cos x is negative (-sin x).",
         ),
         (
             lambda x: 2 * torch.sin(x) + 2 * x * torch.cos(x) - x**2 * torch.sin(x),
@@ -197,7 +196,7 @@ def _grad_through_backward(result: Any, case: tuple[Any, ...]) -> str | None:
     w = case[0]
     if w.grad is None or not torch.equal(w.grad.detach(), result.detach()):
         return (
-            "Return w.grad itself after the last backward(): the exercise is about letting it "
+            "Your result is not w.grad itself after the last backward(): the exercise is about letting it "
             "accumulate."
         )
     return None
@@ -227,16 +226,15 @@ q4 = chapter.exercise(
     misconceptions=[
         (
             lambda w, x, y, k: _full_batch_grad(w, x, y, k) * k,
-            "The sum of the chunk gradients is `chunks` times too large: divide each chunk's loss "
-            "by the "
-            "number of chunks before backward().",
+            "The sum of the chunk gradients is `chunks` times too large: each chunk's loss is a full mean, not its "
+            "share of the mean over the whole batch.",
         ),
         (
             lambda w, x, y, k: (
                 2 * x.chunk(k)[-1].T @ (x.chunk(k)[-1] @ w - y.chunk(k)[-1]) / x.shape[0]
             ),
-            "Only the last chunk's gradient is left: do not zero w.grad (or overwrite it) between "
-            "chunks.",
+            "Only the last chunk's gradient is left: w.grad was zeroed (or overwritten) between chunks, so the "
+            "earlier chunks' gradients were lost.",
         ),
     ],
 )
@@ -287,8 +285,7 @@ def _summed_loss_norms(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> t
 def _called_backward(result: Any, case: tuple[Any, ...]) -> str | None:
     if case[1].grad is None or case[2].grad is None:
         return (
-            "Call backward() on the loss so that the hooks run (and w1.grad and w2.grad get "
-            "filled)."
+            "w1.grad and w2.grad are empty: backward() never ran on the loss, so the hooks never ran either."
         )
     return None
 
@@ -313,9 +310,7 @@ q5 = chapter.exercise(
     misconceptions=[
         (
             _forward_norms,
-            "These are the norms of the activations themselves: record the norms of their "
-            "gradients, "
-            "which the hooks receive during backward().",
+            "These are the norms of the activations themselves, not of their gradients.",
         ),
         (
             _summed_loss_norms,
@@ -324,7 +319,7 @@ q5 = chapter.exercise(
         ),
         (
             lambda x, w1, w2: grad_norms(x, w1, w2).flip(0),
-            "The order is reversed: return the norms of z1, a1, z2 in that order.",
+            "The order is reversed: your norms come in the order backward() reaches them (z2 first), not z1, a1, z2.",
         ),
     ],
 )
@@ -352,8 +347,7 @@ def snapshot(w: torch.Tensor) -> torch.Tensor:
 def _out_of_graph(result: Any, case: tuple[Any, ...]) -> str | None:
     if isinstance(result, torch.Tensor) and result.requires_grad:
         return (
-            "The values are right, but your snapshot is still part of the autograd graph "
-            "(requires_grad is True): detach it."
+            "The values are right, but your snapshot is still part of the autograd graph (requires_grad is True)."
         )
     return None
 
@@ -419,13 +413,12 @@ q7 = chapter.exercise(
     misconceptions=[
         (
             _through_data,
-            "Changing y through .data hides the change from autograd: sigmoid's backward then "
-            "uses the "
-            "shifted output, so the gradient is silently wrong. Shift out of place: y = y + 1.",
+            "Changing y through .data hides the change from autograd: sigmoid's backward then uses the shifted "
+            "output, so the gradient is silently wrong.",
         ),
         (
             _without_shift,
-            "The loss must still use y + 1: remove the in-place operation, not the shift.",
+            "Your loss leaves out the shift: it uses y, not y + 1.",
         ),
     ],
 )
@@ -451,8 +444,8 @@ def predict(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def _no_graph(result: Any, case: tuple[Any, ...]) -> str | None:
     if isinstance(result, torch.Tensor) and (result.requires_grad or result.grad_fn is not None):
         return (
-            "The values are right, but a graph was recorded (requires_grad is True): compute the "
-            "predictions under torch.no_grad() or torch.inference_mode()."
+            "The values are right, but a graph was recorded (requires_grad is True): autograd kept every "
+            "intermediate result for a backward() that never comes."
         )
     return None
 
@@ -473,7 +466,7 @@ q8 = chapter.exercise(
     misconceptions=[
         (
             lambda w, b, x: x @ w + b,
-            "These are the logits: apply the sigmoid to get probabilities.",
+            "These are the logits, not probabilities.",
         ),
     ],
 )
@@ -510,9 +503,7 @@ def _straight_through(result: Any, case: tuple[Any, ...]) -> str | None:
     function = getattr(result.grad_fn, "_forward_cls", None)
     if function is None:
         return (
-            "Your result was not made by a custom Function: define "
-            "ClampST(torch.autograd.Function) "
-            "and return ClampST.apply(x, lo, hi)."
+            "Your result was not made by a custom Function (a torch.autograd.Function), so its backward is not yours."
         )
     # an upstream gradient other than ones: a backward that ignores grad_output shows here
     upstream = torch.linspace(-2.0, 3.0, x.numel(), dtype=x.dtype, device=x.device).view_as(x)
@@ -523,8 +514,7 @@ def _straight_through(result: Any, case: tuple[Any, ...]) -> str | None:
     if grad is None:
         return "Your backward returned None for x, so no gradient reaches it."
     if grad.shape == x.shape and torch.equal(grad, torch.ones_like(x)):
-        return ("The gradient is all ones whatever the incoming gradient: backward must use grad_output, "
-                "not a constant.")
+        return ("The gradient is all ones whatever the incoming gradient: your backward ignores grad_output.")
     if grad.shape != x.shape or not torch.equal(grad, upstream):
         inside = (x > lo) & (x < hi)
         if grad.shape == x.shape and bool((grad[inside] == upstream[inside]).all()) and bool(

@@ -123,19 +123,20 @@ def _judge_labelled(answer: Callable[..., Any], case: Case) -> None:
             raise Mismatch(f"dataset[{i}] raised {type(error).__name__}: {error}") from None
         image, label = expected[i]
         if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], str):
-            raise Mismatch(f"sample {i}: the label is a string; convert it with int(...).")
+            raise Mismatch(f"sample {i}: the label is a string, not an int.")
         if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], torch.Tensor):
             got = item[0]
             if got.dim() == 3 and got.shape[-1] == 3 and got.shape[0] != 3:
                 raise Mismatch(f"sample {i}: the image is HWC {tuple(got.shape)}; tensors are CHW (3, H, W).")
             if got.dim() == 3 and got.shape[0] == 1:
-                raise Mismatch(f"sample {i}: one channel; some files are grey: .convert('RGB') gives every image 3.")
+                raise Mismatch(f"sample {i}: one channel, not 3: some files are greyscale, and every image must come "
+                               "out RGB.")
         try:
             compare(item, (image, label), f"sample {i} (image, label)")
         except Mismatch:
             if _matches(item, _sorted_rows(*case)[i]):
                 raise Mismatch(
-                    "Your samples are in sorted file-name order: keep the order of the rows in labels.csv."
+                    "Your samples are in sorted file-name order, not in the order of the rows in labels.csv."
                 ) from None
             raise
 
@@ -203,7 +204,7 @@ q2 = _declare(
     misconceptions=[
         (
             lambda samples: (pad_sequence([s for s, _ in samples]), *pad_collate(samples)[1:]),
-            "Your padded batch is (longest, batch, features): pass batch_first=True to pad_sequence.",
+            "Your padded batch is (longest, batch, features): the time steps come first, not the batch.",
         ),
         (
             lambda samples: (
@@ -211,7 +212,7 @@ q2 = _declare(
                 torch.full((len(samples),), max(len(s) for s, _ in samples)),
                 pad_collate(samples)[2],
             ),
-            "Your lengths are the padded length of every sequence: return each sequence's own length.",
+            "Your lengths are all the padded length, not each sequence's own length.",
         ),
     ],
 )
@@ -246,8 +247,7 @@ def _judge_weights(answer: Callable[..., Any], case: Case) -> None:
     if not weights.is_floating_point():
         raise Mismatch(f"Weights must be floating point, got {weights.dtype}: 1 / count in integers is 0.")
     if weights.device != labels.device:
-        raise Mismatch(f"Your weights are on device {weights.device}; the labels were on {labels.device}: "
-                       "create them from the labels (or with device=labels.device).")
+        raise Mismatch(f"Your weights are on device {weights.device}; the labels were on {labels.device}.")
     w = weights.detach().double().cpu()
     if bool(torch.isnan(w).any()) or not bool((w > 0).all()):
         raise Mismatch("Every weight must be a positive number (no NaN, no zero, no negative).")
@@ -258,8 +258,8 @@ def _judge_weights(answer: Callable[..., Any], case: Case) -> None:
             raise Mismatch("All your weights are equal: sampling with them keeps the classes as unbalanced "
                            "as they are.")
         raise Mismatch(
-            "With your weights the classes are not drawn equally often: each class's weights must add up "
-            "to the same total. Give each sample 1 / (number of samples of its class)."
+            "With your weights the classes are not drawn equally often: each class's weights must add up to the "
+            "same total."
         )
     torch.testing.assert_close(w / w.sum(), expected / expected.sum())
 
@@ -364,18 +364,18 @@ def _judge_worker_init(answer: Callable[..., Any], case: Case) -> None:
         worker0, worker1 = run[[0, 2]], run[[1, 3]]  # batch i comes from worker i % 2
         if torch.equal(worker0, worker1):
             raise Mismatch(
-                "Both workers produced the same numbers: the dataset's own rng is still the same in every "
-                "worker. Replace get_worker_info().dataset.rng with a generator seeded differently per worker."
+                "Both workers produced the same numbers: each worker's copy of the dataset has the same generator, "
+                "in the same state."
             )
         if not torch.equal(run, _run_workers(answer, seed)):
             raise Mismatch(
-                "Two runs with the same loader seed gave different numbers: seed from get_worker_info().seed, "
-                "which the loader derives from its generator, not from the time or an unseeded source."
+                "Two runs with the same loader seed gave different numbers: your workers' seeds do not follow from "
+                "the loader's seed (the time, or an unseeded source?)."
             )
         if torch.equal(run, _run_workers(answer, seed + 1)):
             raise Mismatch(
-                "The numbers do not change with the loader's seed: seeding from the worker id alone repeats "
-                "every epoch and every run. Use get_worker_info().seed."
+                "The numbers do not change with the loader's seed: seeding from the worker id alone repeats every "
+                "epoch and every run."
             )
     except (Mismatch, NotAttempted):
         raise
@@ -454,12 +454,12 @@ q5 = _declare(
         "(`batch.double()`), and sum over dims (0, 2, 3).",
     ],
     misconceptions=[
-        (_mean_of_batch_means, "You averaged the batch means: the last batch is smaller, so its "
-                               "values weigh too much. Sum the values over all batches, then divide once."),
-        (_unbiased, "Normalize wants the population standard deviation (divide by N, correction=0), "
-                    "not the unbiased one."),
-        (_mean_of_batch_stds, "You averaged the batch standard deviations: that is not the standard "
-                              "deviation of all the values. Accumulate sums of squares instead."),
+        (_mean_of_batch_means, "You averaged the batch means: the last batch is smaller, so its values weigh too "
+                               "much."),
+        (_unbiased, "That is the unbiased standard deviation (divide by N - 1); Normalize wants the population "
+                    "standard deviation."),
+        (_mean_of_batch_stds, "You averaged the batch standard deviations: that is not the standard deviation of "
+                              "all the values."),
     ],
 )
 
@@ -504,19 +504,18 @@ def _judge_pipeline(answer: Callable[..., Any], case: Case) -> None:
         except Exception as error:
             raise Mismatch(
                 f"Your transform raised {type(error).__name__} on a {image.size[0]}×{image.size[1]} RGB image: "
-                f"{_first_line(error)}. Transforms that take PIL images (Grayscale, Resize, CenterCrop) "
-                "come before ToTensor, and Normalize after it."
+                f"{_first_line(error)}. A transform got the wrong kind of input: Grayscale, Resize and CenterCrop "
+                "take PIL images, Normalize takes a tensor."
             ) from None
         expected = reference(image.copy())
         if isinstance(result, torch.Tensor) and result.shape == expected.shape and result.dtype == expected.dtype:
             low, high = float(result.min()), float(result.max())
             if low >= 0 and high > 0.5 and float(expected.min()) < 0:
-                raise Mismatch(f"image {i}: your values are in [0, 1]; Normalize with mean 0.5 and std 0.5 "
-                               "maps them to [-1, 1].")
+                raise Mismatch(f"image {i}: your values are in [0, 1], not [-1, 1]: they were not normalised.")
             if not torch.allclose(result.float(), expected, atol=0.03):
                 raise Mismatch(
-                    f"image {i}: the shape is right but the pixels are not. Resize with one int (the "
-                    "shorter side, aspect ratio kept), then centre-crop; Resize((h, w)) distorts the image."
+                    f"image {i}: the shape is right but the pixels are not, as when the image is distorted "
+                    "(Resize((h, w)) changes its aspect ratio) or cropped in another order."
                 )
             continue
         compare(result, expected, f"image {i}", atol=0.03, rtol=0)
@@ -586,8 +585,9 @@ q7 = _declare(
         "sorted(names, key=int) sorts by number; then class_to_idx = {name: i for i, name in enumerate(classes)}.",
     ],
     misconceptions=[
-        (_string_order, "Your classes are in string order ('10' before '2'), as ImageFolder's are: sort with key=int."),
-        (_with_files, "A file at the top of root is not a class: keep only the directories."),
+        (_string_order, "Your classes are in string order ('10' before '2'), as ImageFolder's are, not in numeric "
+                        "order."),
+        (_with_files, "A file at the top of root is among your classes, but it is not a class: only directories are."),
     ],
 )
 
@@ -630,8 +630,8 @@ def _check_loader(answer: Callable[..., Any], case: Case) -> None:
     loader = call_answer(answer, dataset, batch_size, seed)
     if torch.initial_seed() != marker:
         raise Mismatch(
-            "Your function reseeds the global random number generator (torch.manual_seed), which changes "
-            "the whole session's randomness: pass generator=torch.Generator().manual_seed(seed) instead."
+            "Your function reseeds the global random number generator (torch.manual_seed), which changes the whole "
+            "session's randomness."
         )
     if not isinstance(loader, DataLoader):
         raise Mismatch(f"Expected a torch.utils.data.DataLoader, got {describe(loader)}.")
@@ -646,23 +646,24 @@ def _check_loader(answer: Callable[..., Any], case: Case) -> None:
     n = len(dataset)
     sizes = [len(b) for b in first]
     if sizes and sizes[-1] != batch_size:
-        raise Mismatch(f"Your last batch has {sizes[-1]} samples, not {batch_size}: pass drop_last=True.")
+        raise Mismatch(f"Your last batch has {sizes[-1]} samples, not {batch_size}: the incomplete leftover batch is "
+                       "kept.")
     if any(s != batch_size for s in sizes):
         raise Mismatch(f"Your batches have sizes {sorted(set(sizes))}; each must have batch_size={batch_size}.")
     seen = [i for b in first for i in b]
     if len(seen) != n - n % batch_size or len(set(seen)) != len(seen):
         raise Mismatch("An epoch must visit every sample at most once, and all but the dropped leftover.")
     if seen == sorted(seen):
-        raise Mismatch("Your loader returns the samples in order: pass shuffle=True (or a RandomSampler).")
+        raise Mismatch("Your loader returns the samples in order: nothing shuffles them.")
     if first != again:
         raise Mismatch(
-            "Two loaders made with the same seed give different orders: shuffling without a generator "
-            "draws from the global RNG. Pass generator=torch.Generator().manual_seed(seed)."
+            "Two loaders made with the same seed give different orders: shuffling without a generator draws from "
+            "the global RNG."
         )
     if first == second:
-        raise Mismatch("Every epoch has the same order: draw a new permutation each epoch (shuffle=True does).")
+        raise Mismatch("Every epoch has the same order: the permutation was drawn once, not anew each epoch.")
     if first == other:
-        raise Mismatch("The order does not depend on the seed: use the seed argument for the generator.")
+        raise Mismatch("The order does not depend on the seed: the seed argument is never used.")
 
 
 q8 = _declare(
@@ -719,7 +720,7 @@ def _judge_idx(answer: Callable[..., Any], case: Case) -> None:
     if dims != list(array.shape):
         little = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "little") for i in range(array.dim())]
         if little == list(array.shape):
-            raise Mismatch("The dimensions are little-endian; IDX stores them big-endian: int.to_bytes(4, 'big').")
+            raise Mismatch("The dimensions are little-endian; IDX stores them big-endian.")
         raise Mismatch(f"The header says shape {dims}; the array's shape is {list(array.shape)}.")
     from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
 

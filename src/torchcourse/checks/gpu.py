@@ -79,12 +79,12 @@ def _check_on_meta(answer: Callable[..., Any], case: Case) -> None:
             "The values are right here, but your function fails when its input lives on another device "
             f"(tested on the 'meta' device, which stands in for a GPU): {type(error).__name__}: "
             f"{str(error).splitlines()[0]}. A tensor you create has no device= argument, or you "
-            "move something to a fixed device. Create new tensors with device=<input>.device."
+            "move something to a fixed device."
         ) from None
     if isinstance(result, torch.Tensor) and result.device.type != "meta":
         raise Mismatch(
-            f"With the input on the 'meta' device your result came back on {result.device}: keep "
-            "the data where it is and bring the constants to it, not the other way round."
+            f"With the input on the 'meta' device your result came back on {result.device}: the data moved to the "
+            "constants' device, not the constants to the data's."
         )
 
 
@@ -131,14 +131,14 @@ q1 = _declare(
                 (images - torch.tensor(std).view(1, -1, 1, 1))
                 / torch.tensor(mean).view(1, -1, 1, 1)
             ),
-            "You swapped mean and std: subtract the mean, then divide by the standard deviation.",
+            "You swapped mean and std: you subtracted the standard deviation and divided by the mean.",
         ),
         (
             lambda images, mean, std: (
                 (images - torch.tensor(mean).view(1, -1, 1, 1))
                 * torch.tensor(std).view(1, -1, 1, 1)
             ),
-            "Normalising divides by the standard deviation; you multiplied.",
+            "You multiplied by the standard deviation; normalising divides by it.",
         ),
     ],
 )
@@ -161,13 +161,12 @@ def _judge_numpy(answer: Callable[..., Any], case: Case) -> None:
     result = call_answer(answer, *learner)
     if not isinstance(result, np.ndarray):
         raise Mismatch(
-            f"Expected a NumPy array (numpy.ndarray), got {describe(result)}. "
-            "A tensor becomes one with .numpy(), once it is on the CPU and detached."
+            f"Expected a NumPy array (numpy.ndarray), got {describe(result)}."
         )
     if not learner[0].requires_grad:
         raise Mismatch(
-            "You switched off requires_grad on the caller's tensor, which breaks its training. "
-            "Use .detach(): it returns a tensor without grad and leaves the original alone."
+            "You switched off requires_grad on the caller's tensor, which breaks its training: the original must be "
+            "left as it was."
         )
     expected = to_numpy(*clone_case(case))
     compare(torch.from_numpy(result.copy()), torch.from_numpy(expected.copy()), "your array")
@@ -256,34 +255,28 @@ def _judge_move(answer: Callable[..., Any], case: Case) -> None:
     for name, p in model.named_parameters():
         if _placement(p) != want:
             raise Mismatch(
-                f"Model parameter {name} is {_placement(p)}; it should be {want}. "
-                "Module.to(target) "
-                "converts every parameter and buffer in place."
+                f"Model parameter {name} is {_placement(p)}; it should be {want}."
             )
     params = {id(p) for p in model.parameters()}
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
     if params != held:
         raise Mismatch(
-            "The optimizer does not hold your model's parameters: it would update tensors the "
-            "model no longer "
-            "uses. Move the model in place with model.to(target) (no copy), and keep the optimizer."
+            "The optimizer does not hold your model's parameters: it would update tensors the model no longer uses."
         )
     for name, p in model.named_parameters():
         state = optimizer.state.get(p)
         if not state:
             raise Mismatch(
-                f"The optimizer lost its state (exp_avg, exp_avg_sq) for {name}: building a new "
-                "optimizer "
-                "restarts Adam's running averages. Move the tensors inside optimizer.state instead."
+                f"The optimizer lost its state (exp_avg, exp_avg_sq) for {name}: a new optimizer restarts Adam's "
+                "running averages."
             )
         for key, value in state.items():
             if isinstance(value, torch.Tensor) and key != "step" and _placement(value) != want:
                 raise Mismatch(
                     f"The optimizer's state {key!r} for {name} is still {_placement(value)}; it "
                     "should be "
-                    f"{want}. Module.to moves parameters and buffers only: loop over "
-                    "optimizer.state and "
-                    "move each tensor too (the 'step' counter may stay on the CPU)."
+                    f"{want}. Module.to moves parameters and buffers only, not the optimizer's state (the 'step' "
+                    "counter may stay on the CPU)."
                 )
     compare(
         _snapshot(model, optimizer),
@@ -398,7 +391,7 @@ q5 = chapter.exercise(
     misconceptions=[
         (
             lambda x, w: x @ w.T,
-            "These are full float32 products: run the matmul inside torch.autocast with bfloat16.",
+            "These are full float32 products: the matmul did not run in bfloat16 under autocast.",
         ),
         (
             lambda x, w: (x.half() @ w.half().T).to(x.dtype),
@@ -584,10 +577,10 @@ def _judge_allreduce(answer: Callable[..., Any], case: Case) -> None:
 def _allreduce_mistakes(peers: int) -> tuple[tuple[float, str], ...]:
     total = peers * (peers + 1) / 2
     return (
-        (1.0, "Your gradients are unchanged: each rank still has only its own (an asynchronous all_reduce "
-              "lands only when you wait() on its handle)."),
-        (1 / peers, "Your gradients are your own divided by the world size: the all_reduce never landed "
-                    "(an asynchronous one lands only when you wait() on its handle)."),
+        (1.0, "Your gradients are unchanged: each rank still has only its own, because the asynchronous all_reduce "
+              "had not landed (it lands at its handle's wait())."),
+        (1 / peers, "Your gradients are your own divided by the world size: the asynchronous all_reduce had not "
+                    "landed (it lands at its handle's wait())."),
         (total, "Your gradients are the sum over the ranks, not their average."),
         (total / 3, "Your gradients are divided by 3 whatever the world size: the check's worlds have "
                     "other sizes too."),
@@ -685,32 +678,27 @@ def _judge_timing(answer: Callable[..., Any], case: Case) -> None:
     if not math.isfinite(result) or result <= 0:
         raise Mismatch(f"A time must be positive and finite; got {result!r}.")
     if device.runs < repeats:
-        raise Mismatch(f"You called fn() {device.runs} times; time it `repeats` ({repeats}) times.")
+        raise Mismatch(f"You called fn() {device.runs} times, fewer than `repeats` ({repeats}).")
     if device.runs == repeats:
         raise Mismatch(
-            "No warm-up: every call was timed, including the first, which pays for caches and "
-            "autotuning. "
-            "Call fn() at least once before you start timing."
+            "No warm-up: every call was timed, including the first, which pays for caches and autotuning."
         )
     first_timed = [i for i, e in enumerate(device.events) if e == "run"][device.runs - repeats]
     if "sync" not in device.events[:first_timed]:
         raise Mismatch(
-            "You start timing while the warm-up work may still be queued: call sync() after the "
-            "warm-up, before the first timed call."
+            "You start timing while the warm-up work may still be queued: nothing waits for it to finish before the "
+            "first timed call."
         )
     true = device.seconds
     if result < 0.6 * true:
         raise Mismatch(
-            "Your time is far shorter than the work takes: you measured only the launch. The "
-            "device runs "
-            "asynchronously, so call sync() before you read the clock at the end of each timed "
-            "call."
+            "Your time is far shorter than the work takes: you measured only the launch. The device runs "
+            "asynchronously, so the clock was read before the work had finished."
         )
     if result > 2.2 * true:
         raise Mismatch(
-            "Your time is pulled up by a few slow runs (or includes the warm-up): report the "
-            "median of "
-            "the per-call times, not the mean or the total."
+            "Your time is pulled up by a few slow runs (or includes the warm-up): it is not the median of the "
+            "per-call times."
         )
 
 

@@ -67,8 +67,8 @@ def _judge_mlp(answer: Callable[..., Any], case: Case) -> None:
     params, expected = list(model.parameters()), list(reference.parameters())
     if not params:
         raise Mismatch(
-            "Your module has no registered parameters, so an optimizer would train nothing. Layers kept "
-            "in a Python list are not registered: use nn.ModuleList or nn.Sequential."
+            "Your module has no registered parameters, so an optimizer would train nothing. Layers kept in a Python "
+            "list are not registered."
         )
     if len(params) != len(expected) or sum(p.numel() for p in params) != sum(p.numel() for p in expected):
         raise Mismatch(
@@ -78,8 +78,8 @@ def _judge_mlp(answer: Callable[..., Any], case: Case) -> None:
         )
     if [p.shape for p in params] != [p.shape for p in expected]:
         raise Mismatch(
-            "The parameters' shapes, in registration order, should be each layer's weight (out, in) and then "
-            "its bias: register the layers in order, one nn.Linear per pair of sizes."
+            "The parameters' shapes, in registration order, are not each layer's weight (out, in) followed by its "
+            "bias, one layer per pair of sizes, in order."
         )
     with torch.no_grad():
         nn.utils.vector_to_parameters(nn.utils.parameters_to_vector(params).detach().clone(), reference.parameters())
@@ -96,14 +96,16 @@ def _judge_mlp(answer: Callable[..., Any], case: Case) -> None:
             if isinstance(layer, nn.Linear):
                 linear_only = layer(linear_only)
         if torch.allclose(out, linear_only.detach(), atol=1e-6) and not torch.allclose(want, linear_only, atol=1e-6):
-            raise Mismatch("Put a ReLU between consecutive Linear layers: without it the layers collapse into one.")
+            raise Mismatch("There is no ReLU between consecutive Linear layers: without it the layers collapse into "
+                           "one.")
     if (
         isinstance(out, torch.Tensor)
         and out.shape == want.shape
         and torch.allclose(out, want.clamp(min=0), atol=1e-6)
         and not torch.allclose(want, want.clamp(min=0), atol=1e-6)
     ):
-        raise Mismatch("No ReLU after the last layer: the output must be able to take any real value.")
+        raise Mismatch("Your output goes through a ReLU after the last layer, so it is never negative: the output "
+                       "must be able to take any real value.")
     compare(out, want, "the output of your module", atol=1e-5, rtol=1e-4)
 
 
@@ -170,8 +172,8 @@ q2 = chapter.exercise(
     ],
     misconceptions=[
         (_conv_without(dilation=False), "You ignored the dilation: a dilated kernel reaches d·(k - 1) + 1 pixels."),
-        (_conv_without(double_pad=False), "Padding is added on both sides: 2·padding, not padding."),
-        (_conv_without(ceil=True), "You rounded up: the division is a floor (ceil_mode exists only for pooling)."),
+        (_conv_without(double_pad=False), "You counted the padding once, but it is added on both sides."),
+        (_conv_without(ceil=True), "You rounded up, but the division is a floor (ceil_mode exists only for pooling)."),
     ],
 )
 
@@ -211,7 +213,7 @@ q3 = chapter.exercise(
     misconceptions=[
         (
             lambda n, k, s, p, op, d: (n - 1) * s - 2 * p + k,
-            "That is 004's formula, right only with dilation 1 and output_padding 0: include both.",
+            "That is 004's formula, right only with dilation 1 and output_padding 0: it leaves both out.",
         ),
         (
             lambda n, k, s, p, op, d: (n - 1) * s - 2 * p + d * (k - 1) + 1,
@@ -282,16 +284,17 @@ q4 = chapter.exercise(
     misconceptions=[
         (
             _bn_wrong(unbiased_norm=True),
-            "Normalise with the biased variance (divide by n, unbiased=False); the "
-            "unbiased one is for the running estimate.",
+            "You normalised with the unbiased variance (divide by n - 1): batch norm normalises with the biased "
+            "one, and keeps the unbiased one for the running estimate.",
         ),
         (
             _bn_wrong(biased_running=True),
-            "The running variance is updated with the *unbiased* batch variance (divide by n - 1).",
+            "Your running variance is updated with the biased batch variance (divide by n); PyTorch updates it with "
+            "the *unbiased* one (divide by n - 1).",
         ),
         (
             _bn_wrong(swap=True),
-            "Momentum is the weight of the new batch statistic: running = (1 - m)·running + m·batch.",
+            "Your momentum weighs the old running statistic, but momentum is the weight of the new batch statistic.",
         ),
     ],
 )
@@ -335,16 +338,17 @@ q5 = chapter.exercise(
     misconceptions=[
         (
             _naive_bce,
-            "Your formula goes through sigmoid and log: for large logits sigmoid rounds to exactly 0 or 1 "
-            "and the log is infinite. Rewrite it in terms of the logit, with log1p(exp(-|x|)).",
+            "Your formula goes through sigmoid and log: for large logits sigmoid rounds to exactly 0 or 1 and the "
+            "log is infinite.",
         ),
         (
             lambda x, y: F.binary_cross_entropy(torch.sigmoid(x), y),
-            "BCELoss on sigmoid(x) clamps the log at -100, so confident mistakes all cost 100: use the logit form.",
+            "BCELoss on sigmoid(x) clamps the log at -100, so confident mistakes all cost 100 instead of growing "
+            "with the logit.",
         ),
         (
             lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction="sum"),
-            "Average over the batch: the mean, not the sum.",
+            "Your loss is the sum over the batch, not the mean.",
         ),
     ],
 )
@@ -389,13 +393,14 @@ q6 = chapter.exercise(
     misconceptions=[
         (
             _smoothing_spread_to_others,
-            "PyTorch's smoothing gives every class s / C, the true class included "
-            "(1 - s + s / C in all); you spread s over the other classes only.",
+            "You spread s over the other classes only; PyTorch's smoothing gives every class s / C, the true class "
+            "included.",
         ),
         (lambda x, y, s: F.cross_entropy(x, y), "You left out the smoothing: that is the plain cross-entropy."),
         (
             lambda x, y, s: (1 - s) * F.cross_entropy(x, y) - s * x.log_softmax(dim=1).sum(dim=1).mean(),
-            "The smoothing term averages -log p over the classes (divide by C); you summed it.",
+            "You summed the smoothing term over the classes, so it is C times too large: it averages -log p over "
+            "them.",
         ),
     ],
 )
@@ -447,8 +452,7 @@ def _no_hooks_left(result: Any, case: Case) -> str | None:
     model = case[0]
     if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
         return (
-            "The values are right, but your hooks are still registered: they would run on every later call. "
-            "Keep the handles that register_forward_hook returns and call handle.remove()."
+            "The values are right, but your hooks are still registered: they would run on every later call."
         )
     return None
 
@@ -480,7 +484,7 @@ q7 = chapter.exercise(
         "Remove every hook afterwards with the handle it returned.",
     ],
     misconceptions=[
-        (_recorded_inputs, "You recorded each layer's input (args[0]); record its output."),
+        (_recorded_inputs, "You recorded each layer's input (args[0]), not its output."),
     ],
 )
 
@@ -629,18 +633,20 @@ def _judge_optimizer(torch_class: type, misconceptions: list[tuple[type, str]]) 
         except Exception as error:  # zero_grad/step of the learner's class
             raise Mismatch(f"Training with your optimizer raised {type(error).__name__}: {error}") from None
         if not isinstance(optimizer, torch.optim.Optimizer):
-            raise Mismatch("Subclass torch.optim.Optimizer: it provides param_groups, state, zero_grad and state_dict.")
+            raise Mismatch("Your class is not a torch.optim.Optimizer, which provides param_groups, state, "
+                           "zero_grad and state_dict.")
         _, expected = _train_optimizer(lambda gs: torch_class(gs, **defaults), groups)
         if len(weights) != len(expected) or any(w.shape != e.shape for w, e in zip(weights, expected, strict=False)):
             raise Mismatch(
-                "Your optimizer changed the parameters' shapes: update each parameter in place with its own gradient."
+                "Your optimizer changed the parameters' shapes: a step must keep each parameter as it is, and "
+                "change only its values."
             )
         if all(torch.allclose(w, e, rtol=1e-9, atol=1e-12) for w, e in zip(weights, expected, strict=True)):
             return
         initial = [p for g in groups for p in g["params"]]
         if all(torch.equal(w, p) for w, p in zip(weights, initial, strict=True)):
             raise Mismatch(
-                "Your step() left every parameter unchanged: update each p in place (p.sub_(...)) in step()."
+                "Your step() left every parameter unchanged: nothing was updated in place."
             )
         for wrong, feedback in misconceptions:
             _, theirs = _train_optimizer(lambda gs, wrong=wrong: wrong(gs, *defaults.values()), groups)
@@ -653,8 +659,7 @@ def _judge_optimizer(torch_class: type, misconceptions: list[tuple[type, str]]) 
         )
         raise Mismatch(
             f"After 6 steps the weights differ from torch.optim.{torch_class.__name__}'s, starting with parameter "
-            f"{first} (of {len(weights)}, over {len(groups)} parameter group(s), defaults {defaults}). Read each "
-            "option from the parameter's group (group['lr'], ...), not from the defaults."
+            f"{first} (of {len(weights)}, over {len(groups)} parameter group(s), defaults {defaults})."
         )
 
     return judge
@@ -736,11 +741,13 @@ q9 = _declare(
         [
             (
                 _SGDDecoupled,
-                "You added the weight decay after the momentum (decoupled, as in AdamW); torch.optim.SGD adds "
-                "weight_decay·p to the gradient first, so it goes through the momentum buffer.",
+                "You added the weight decay after the momentum (decoupled, as in AdamW), so it bypasses the "
+                "momentum buffer; in torch.optim.SGD it is part of the gradient and goes through the buffer.",
             ),
-            (_SGDDampened, "Your momentum buffer is an average (m·buf + (1 - m)·g); SGD's is a sum: buf = m·buf + g."),
-            (_SGDDefaultsOnly, "Every group used the defaults: read lr, momentum and weight_decay from each group."),
+            (_SGDDampened, "Your momentum buffer is an average (m·buf + (1 - m)·g), so it is dampened; SGD's buffer "
+                           "is not."),
+            (_SGDDefaultsOnly, "Every group used the defaults: the lr, momentum and weight_decay a group sets for "
+                               "itself were ignored."),
         ],
     ),
     trials=6,
@@ -827,13 +834,14 @@ q10 = _declare(
         [
             (
                 _adam_variant(correct=False),
-                "You left out the bias correction: divide m by (1 - beta1^t) and v by "
-                "(1 - beta2^t), t counting from 1.",
+                "You left out the bias correction: m and v start at zero, so their early values are biased towards "
+                "zero.",
             ),
-            (_adam_variant(eps_inside=True), "eps goes outside the square root: m̂ / (sqrt(v̂) + eps)."),
+            (_adam_variant(eps_inside=True), "Your eps is inside the square root; Adam's is outside it."),
             (
                 _adam_variant(decoupled=True),
-                "That is AdamW's decoupled weight decay. Adam adds weight_decay·p to the gradient before the moments.",
+                "That is AdamW's decoupled weight decay; in Adam the weight decay is part of the gradient that "
+                "feeds the moments.",
             ),
         ],
     ),
@@ -959,7 +967,8 @@ def _judge_checkpoint(answer: Callable[..., Any], case: Case) -> None:
         raise Mismatch(f"Return a dict (the checkpoint), not {describe(checkpoint)}.")
     missing = [k for k in ("model", "optimizer", "scheduler", "epoch") if k not in checkpoint]
     if missing:
-        raise Mismatch(f"The checkpoint has no {missing} entry: store 'model', 'optimizer', 'scheduler' and 'epoch'.")
+        raise Mismatch(f"The checkpoint has no {missing} entry: it needs 'model', 'optimizer', 'scheduler' and "
+                       "'epoch'.")
     buffer = io.BytesIO()
     try:
         torch.save(checkpoint, buffer)
@@ -967,8 +976,8 @@ def _judge_checkpoint(answer: Callable[..., Any], case: Case) -> None:
         loaded = torch.load(buffer, weights_only=True)
     except Exception as error:  # what torch.save or the safe unpickler says about the learner's objects
         raise Mismatch(
-            f"Saving and loading your checkpoint with weights_only=True failed ({type(error).__name__}). Store the "
-            "state_dict() of each object and plain numbers, not the model, optimizer or scheduler themselves."
+            f"Saving and loading your checkpoint with weights_only=True failed ({type(error).__name__}): it loads "
+            "tensors, numbers and plain containers, not whole models, optimizers or schedulers."
         ) from None
     model, optimizer, scheduler = _make_training(seed=12345)
     try:
@@ -984,12 +993,13 @@ def _judge_checkpoint(answer: Callable[..., Any], case: Case) -> None:
     _train_epochs(straight_model, straight_opt, straight_sched, range(epoch, epoch + 3))
     _train_epochs(model, optimizer, scheduler, range(epoch, epoch + 3))
     if optimizer.param_groups[0]["lr"] != straight_opt.param_groups[0]["lr"]:
-        raise Mismatch("After resuming, the learning rate differs: store the scheduler's state_dict().")
+        raise Mismatch("After resuming, the learning rate differs: the scheduler started again from its initial "
+                       "state.")
     for (name, value), expected in zip(model.state_dict().items(), straight_model.state_dict().values(), strict=True):
         if not torch.equal(value, expected):
             raise Mismatch(
-                f"Resumed training drifts away from the uninterrupted run ({name} differs after 3 more epochs). "
-                "Save the optimizer's state_dict too: Adam's moments are part of the training state."
+                f"Resumed training drifts away from the uninterrupted run ({name} differs after 3 more epochs): the "
+                "optimizer restarted without Adam's moments, which are part of the training state."
             )
 
 

@@ -110,7 +110,7 @@ class _Exercise(Exercise):
         if self.view is not None:
             result, expected = self.view(result), self.view(expected)
         if isinstance(expected, str) and not isinstance(result, str):
-            raise Mismatch(f"your result: expected a str, got {describe(result)}. Build the text with an f-string.")
+            raise Mismatch(f"your result: expected a str, got {describe(result)}.")
         if self.parts and isinstance(expected, str) and isinstance(result, str) and result != expected:
             self._compare_parts(result, expected)
         compare(result, expected, "your result", self.atol, self.rtol)
@@ -226,15 +226,16 @@ q1 = _exercise(
     misconceptions=[
         (
             lambda e, loss, a: f"epoch {e} | loss {loss:.4f} | acc {a:.1%}",
-            "The epoch must be zero-padded to 3 digits (`03d`).",
+            "The epoch is not zero-padded: it must always show 3 digits (7 as 007).",
         ),
         (
             lambda e, loss, a: f"epoch {e:03d} | loss {loss:.4f} | acc {a * 100:.1%}",
-            "The `%` type already multiplies by 100: do not multiply the accuracy yourself.",
+            "The accuracy is 100 times too large: the `%` type already multiplies by 100, and you multiplied it too.",
         ),
         (
             lambda e, loss, a: f"epoch {e:03d} | loss {loss:.4f} | acc {a:.1f}%",
-            "Use the `%` format type, which shows the accuracy as a percentage (0.975 → 97.5%).",
+            "The accuracy shows the fraction itself with a '%' sign after it (0.975 → 1.0%), not the percentage "
+            "(0.975 → 97.5%).",
         ),
     ],
 )
@@ -293,10 +294,11 @@ q2 = _exercise(
         "def total(*values, scale=1.0): return scale * sum(values)",
     ],
     misconceptions=[
-        (lambda *values, scale=1.0: sum(values), "You ignore `scale`: multiply the sum by it."),
+        (lambda *values, scale=1.0: sum(values), "You ignore `scale`: your result is the plain sum, whatever the "
+                                                 "scale."),
         (
             lambda *values, scale=1.0: scale * values[0] + sum(values[1:]),
-            "Only the first tensor is scaled: scale the whole sum.",
+            "Only the first tensor is scaled: the others are added unscaled.",
         ),
     ],
 )
@@ -331,9 +333,10 @@ q3 = _exercise(
         "first, *middle, last = seq",
     ],
     misconceptions=[
-        (lambda s: (s[0], s[-1], s[1:-1]), "`seq[1:-1]` keeps the input's type: for a tuple that is a tuple, "
-         "but the middle must be a list. Starred unpacking gives one."),
-        (lambda s: (s[0], s[-1], list(s[1:])), "The middle includes the last item: leave it out."),
+        (lambda s: (s[0], s[-1], s[1:-1]), "For a tuple your middle is a tuple: `seq[1:-1]` keeps the input's type, "
+                                           "but the middle must be a list."),
+        (lambda s: (s[0], s[-1], list(s[1:])), "The middle includes the last item, which is already returned as "
+                                               "`last`."),
     ],
 )
 
@@ -353,8 +356,10 @@ def top_prediction(logits: torch.Tensor) -> Prediction:
 
 def _is_prediction(result: Any, case: Case) -> str | None:
     if getattr(result, "_fields", None) != ("label", "score"):
-        return "The values are right, but return a Prediction(label=..., score=...) (the named tuple " \
-               "imported above), not a plain tuple: callers read result.label and result.score."
+        return (
+            "The values are right, but the result is a plain tuple, not a Prediction (the named tuple "
+            "imported above): callers read result.label and result.score."
+        )
     return None
 
 
@@ -375,11 +380,12 @@ q4 = _exercise(
     misconceptions=[
         (
             lambda logits: Prediction(torch.max(logits, 1).indices, torch.max(logits, 1).values),
-            "The score must be a probability: apply softmax over the classes before taking the maximum.",
+            "The score is the largest logit, not a probability: it can be negative or above 1.",
         ),
         (
             lambda logits: Prediction(*torch.max(torch.softmax(logits, 1), 1)),
-            "label and score are swapped: torch.max returns (values, indices).",
+            "label and score are swapped: your label holds the maxima and your score the indices (torch.max returns "
+            "(values, indices)).",
         ),
     ],
 )
@@ -441,7 +447,8 @@ class _ParserExercise(_Exercise):
         finally:
             if printed is not None:
                 answer.printed = printed
-        raise Mismatch("--epochs must be required: your parser accepted arguments without it (required=True).")
+        raise Mismatch("Your parser accepted arguments without --epochs: --epochs is mandatory, so they must be "
+                       "refused.")
 
 
 q5 = _exercise(
@@ -463,11 +470,11 @@ q5 = _exercise(
     misconceptions=[
         (
             lambda argv: _variant(argv, shuffle="store_true"),
-            "shuffle must be True unless --no-shuffle is given: that is action='store_false' (with dest='shuffle').",
+            "shuffle is the wrong way round: it must be True unless --no-shuffle is given, and False with it.",
         ),
         (
             lambda argv: _variant(argv, verbose="store_false"),
-            "verbose must be False unless -v/--verbose is given: that is action='store_true'.",
+            "verbose is the wrong way round: it must be False unless -v/--verbose is given, and True with it.",
         ),
     ],
 )
@@ -529,8 +536,8 @@ def _ran_code() -> str | None:
     if _SIDE_EFFECTS:
         _SIDE_EFFECTS.clear()
         return (
-            "Your function ran the text as code: a hidden input carried a harmless payload, and its side "
-            "effect happened. eval() executes; parse data with ast.literal_eval."
+            "Your function ran the text as code: a hidden input carried a harmless payload, and its side effect "
+            "happened. eval() executes whatever expression the text holds."
         )
     return None
 

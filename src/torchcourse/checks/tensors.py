@@ -37,7 +37,8 @@ q1 = chapter.exercise(
         "Convert the dtype first (`.to(torch.float32)` or `.float()`), then scale.",
     ],
     misconceptions=[
-        (lambda images: images.float(), "The dtype is right but the values are still 0..255: also divide by 255."),
+        (lambda images: images.float(), "The dtype is right, but the values are 255 times too large: they still run "
+                                        "0..255 instead of 0..1."),
         (lambda images: images // 255, "Floor division keeps the integer dtype and rounds almost everything to 0."),
     ],
 )
@@ -68,7 +69,7 @@ q2 = chapter.exercise(
     ],
     misconceptions=[
         (lambda counts: counts.sum() // counts.numel(),
-         "Integer division drops the fraction: convert to a float dtype before averaging."),
+         "Your mean is a whole number: integer division drops the fraction."),
     ],
 )
 
@@ -110,9 +111,10 @@ q3 = chapter.exercise(
     ],
     misconceptions=[
         (lambda g, n, mean, std: (torch.rand(n, generator=g) * 2 - 1) * std + mean,
-         "These are uniform samples. randn is the unbounded standard normal, not uniform on [-1, 1]."),
+         "These are uniform samples, all within std of the mean: normal samples are unbounded and cluster around "
+         "the mean."),
         (lambda g, n, mean, std: torch.randn(n, generator=g) * std**2 + mean,
-         "You scaled by the variance; scale by the standard deviation."),
+         "You scaled by the variance (std²), so the samples' spread is std² instead of std."),
     ],
 )
 
@@ -147,7 +149,7 @@ q4 = chapter.exercise(
         (lambda h, w, device: coordinate_grid(h, w, device).flip(-1),
          "The pairs are (column, row); the grid asks for (row, column)."),
         (lambda h, w, device: coordinate_grid(h, w, device).float(),
-         "Coordinates are integers: keep arange's int64 dtype."),
+         "Your coordinates are floating point, but coordinates are integers (int64 indices)."),
     ],
 )
 
@@ -184,12 +186,11 @@ q5 = chapter.exercise(
     ],
     misconceptions=[
         (lambda t, h, w: t.reshape(t.shape[0], t.shape[2], h, w),
-         "reshape (or view) does not undo a transpose: it reads the elements in the tokens' current order "
-         "(position by position), so channels and positions get mixed up. Transpose back first "
-         "(tokens.transpose(1, 2)), then split the last dim with view."),
+         "reshape (or view) does not undo a transpose: it reads the elements in the tokens' current order (position "
+         "by position), so channels and positions get mixed up."),
         (lambda t, h, w: t.transpose(1, 2).reshape(t.shape[0], t.shape[2], w, h),
-         "Height and width are swapped: flatten(2) put the row index h first, so split the "
-         "positions into (h, w)."),
+         "Height and width are swapped: flatten(2) put the row index h first, so the positions run (h, w), not (w, "
+         "h)."),
     ],
 )
 
@@ -228,8 +229,7 @@ q6 = chapter.exercise(
     ],
     misconceptions=[
         (lambda s, size, step: sliding_windows(s, size, step)[:, :-1],
-         "One window short: the last window starts at L - size, so count (L - size) // step + 1 "
-         "windows (range(0, L - size + 1, step))."),
+         "One window short: your windows stop before the last one, which starts at L - size."),
         (lambda s, size, step: s.unfold(-1, size, size),
          "Your windows do not overlap: consecutive windows start `step` elements apart, not "
          "`size`."),
@@ -270,16 +270,16 @@ q7 = chapter.exercise(
     ],
     misconceptions=[
         (lambda labels, c: torch.nn.functional.one_hot(labels, c),
-         "The ones are in the right places but the dtype is int64 (what F.one_hot returns). A "
-         "one-hot matrix feeds matmuls and losses: make it float32 (scatter_ into float zeros)."),
+         "The ones are in the right places but the dtype is int64 (what F.one_hot returns). A one-hot matrix feeds "
+         "matmuls and losses, which expect float32."),
         (lambda labels, c: torch.nn.functional.one_hot(labels).float(),
          "Your matrix has too few columns: the number of classes is num_classes, not the largest "
          "label + 1 (a batch need not contain every class)."),
         (lambda labels, c: one_hot(labels, c + 1),
-         "Off by one: labels run from 0 to num_classes - 1, so num_classes columns are enough."),
+         "Off by one: your matrix has one column too many, but labels run from 0 to num_classes - 1."),
         (lambda labels, c: one_hot(labels, c).t(),
-         "You built the transpose: rows are classes. Row i must be the one-hot vector of "
-         "labels[i], shape (N, num_classes)."),
+         "You built the transpose: your rows are classes, but row i must be the one-hot vector of labels[i], shape "
+         "(N, num_classes)."),
     ],
 )
 
@@ -316,15 +316,15 @@ q8 = chapter.exercise(
     ],
     misconceptions=[
         (lambda lp, labels: -lp[:, labels],
-         "log_probs[:, labels] takes every label column for every row: an (N, N) table. Pair "
-         "row i with labels[i] (gather, or index with torch.arange(N) and labels)."),
+         "log_probs[:, labels] takes every label column for every row: an (N, N) table, not one value per row (row "
+         "i's at labels[i])."),
         (lambda lp, labels: -lp.gather(1, labels.unsqueeze(1)),
-         "gather keeps the dimension it indexes: squeeze(1) the (N, 1) result to shape (N,)."),
+         "Your result has shape (N, 1), not (N,): gather keeps the dimension it indexes."),
         (lambda lp, labels: lp.gather(1, labels.unsqueeze(1)).squeeze(1),
          "These are the log-probabilities; the negative log-likelihood is their negation (a loss "
          "is small when the probability is high)."),
         (lambda lp, labels: -lp.gather(1, labels.unsqueeze(1)).squeeze(1).exp(),
-         "The inputs are already log-probabilities: do not exponentiate them."),
+         "These are negated probabilities: the inputs are already log-probabilities, and you exponentiated them."),
     ],
 )
 
@@ -361,11 +361,11 @@ q9 = chapter.exercise(
          "These are the k smallest scores: topk(..., largest=False) (or an ascending sort) picks "
          "from the wrong end."),
         (lambda s, k: tuple(t[:, -k:] for t in s.sort(dim=1)),
-         "You have the right k scores in ascending order: sort(dim=1) sorts ascending, so its "
-         "last k are the largest, smallest first. Use descending=True, or topk."),
+         "You have the right k scores in ascending order: sort(dim=1) sorts ascending, so its last k are the "
+         "largest, smallest first, not largest first."),
         (lambda s, k: tuple(s.topk(k, dim=0)),
-         "You took the top k of each column (dim=0): that is the best k samples per class. The "
-         "task is per row: dim=1."),
+         "You took the top k of each column (dim=0): that is the best k samples per class, not the best k classes "
+         "of each row."),
     ],
 )
 
@@ -407,21 +407,20 @@ q10 = chapter.exercise(
     ],
     misconceptions=[
         (lambda x: (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True) + 1e-5),
-         "torch.var and torch.std divide by D - 1 by default (Bessel's correction). Layer norm "
-         "uses the population variance: pass correction=0."),
+         "Your variance is the unbiased one: torch.var and torch.std divide by D - 1 by default (Bessel's "
+         "correction), but layer norm uses the population variance."),
         (lambda x: (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True),
-         "torch.std divides by D - 1 by default (Bessel's correction). Layer norm uses the "
-         "population variance (correction=0), with eps = 1e-5 added inside the square root."),
+         "Your standard deviation divides by D - 1 (Bessel's correction, torch.std's default) and has no eps: layer "
+         "norm uses the population variance, with eps = 1e-5 inside the square root."),
         (lambda x: (x - x.mean(1)) / torch.sqrt(x.var(1, correction=0) + 1e-5),
-         "Without keepdim=True, x.mean(dim=1) has shape (N,) and broadcasts along the last dim: "
-         "column j got row j's statistics. Keep the reduced dim (keepdim=True) so the statistics "
-         "have shape (N, 1) and line up with the rows."),
+         "Your statistics have shape (N,), not (N, 1) (no keepdim), so they broadcast along the last dim: column j "
+         "got row j's statistics instead of each row its own."),
         (lambda x: (x - x.mean(0, keepdim=True)) / torch.sqrt(x.var(0, keepdim=True, correction=0)
                                                               + 1e-5),
-         "You standardised each column (dim=0). Each row is one sample: reduce over dim=1."),
+         "You standardised each column (dim=0), but each row is one sample: its statistics must come from that row."),
         (lambda x: (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True, correction=0),
-         "Almost: add eps = 1e-5 to the variance inside the square root. It matters for rows "
-         "whose values hardly vary, and it prevents a division by zero for constant rows."),
+         "Almost: there is no eps = 1e-5 inside the square root. It matters for rows whose values hardly vary, and "
+         "without it a constant row divides by zero."),
     ],
 )
 
@@ -462,13 +461,13 @@ q11 = chapter.exercise(
     ],
     misconceptions=[
         (lambda x, mask: x.mean(dim=1),
-         "You averaged the padding too: ignore the steps where mask is False."),
+         "You averaged the padding too: the steps where mask is False are in your mean."),
         (lambda x, mask: (x * mask.unsqueeze(-1)).sum(dim=1) / x.shape[1],
-         "You zeroed the padding but still divided by T: divide by the number of valid steps of "
-         "each sequence (mask.sum(dim=1, keepdim=True))."),
+         "You zeroed the padding but still divided by T, not by each sequence's number of valid steps, so the means "
+         "of padded sequences are too small."),
         (lambda x, mask: x[mask].mean(dim=0),
-         "x[mask] gathers the valid steps of all sequences into one (num_valid, D) table, so "
-         "their mean mixes the batch. Keep one mean per sequence: multiply by the mask instead."),
+         "x[mask] gathers the valid steps of all sequences into one (num_valid, D) table, so their mean mixes the "
+         "batch: one mean for all the sequences, not one per sequence."),
     ],
 )
 
@@ -514,13 +513,12 @@ q12 = chapter.exercise(
     ],
     misconceptions=[
         (lambda x, y: pairwise_distances(x, y) ** 2,
-         "These are squared distances: take the square root."),
+         "These are the squared distances."),
         (lambda x, y: pairwise_distances(y, x),
-         "Your result is transposed, (B, M, N): the differences broadcast the other way round. "
-         "Put x's points on dim 1 and y's on dim 2: x.unsqueeze(2) - y.unsqueeze(1)."),
+         "Your result is transposed, (B, M, N): the differences broadcast the other way round, with y's points on "
+         "dim 1 and x's on dim 2."),
         (lambda x, y: (x.unsqueeze(2) - y.unsqueeze(1)).abs().sum(dim=-1),
-         "That is the L1 (Manhattan) distance. The Euclidean distance is the square root of the "
-         "sum of squared differences."),
+         "That is the L1 (Manhattan) distance, the sum of absolute differences, not the Euclidean distance."),
     ],
 )
 
@@ -567,10 +565,10 @@ q13 = chapter.exercise(
     ],
     misconceptions=[
         (lambda x, y, d: fit_polynomial(x, y, d).flip(0),
-         "Your coefficients are in reverse order: torch.vander puts the highest power first by "
-         "default. Pass increasing=True so that c[k] multiplies x**k."),
+         "Your coefficients are in reverse order, highest power first (torch.vander's default order): c[k] must "
+         "multiply x**k."),
         (lambda x, y, d: fit_polynomial(x, y, d - 1),
-         "A polynomial of degree d has d + 1 coefficients, constant term included."),
+         "One coefficient short: a polynomial of degree d has d + 1 coefficients, constant term included."),
     ],
 )
 
@@ -622,16 +620,15 @@ q14 = chapter.exercise(
     ],
     misconceptions=[
         (lambda s, keep: torch.fft.irfft(_low_pass_spectrum(s, keep), dim=-1),
-         "Your signal is one sample short: irfft assumes an even length unless you pass "
-         "n=signal.shape[-1]."),
+         "Your signal is one sample short: without the original length, irfft assumes an even one."),
         (_low_pass_spectrum,
-         "You returned the (complex) spectrum: transform it back to a real signal with "
-         "torch.fft.irfft."),
+         "You returned the (complex) spectrum, not the filtered real signal."),
         (_low_pass_full_fft,
-         "With torch.fft.fft, the upper half of the bins hold the negative frequencies, and you "
-         "zeroed them too. Use rfft, which keeps only the non-negative ones, and irfft."),
+         "With torch.fft.fft, the upper half of the bins hold the negative frequencies, and you zeroed them too: "
+         "the low negative frequencies went with the high ones."),
         (lambda s, keep: low_pass(s, keep + 1),
-         "Keep exactly `keep` bins, 0 .. keep - 1 (bin 0 is the mean): zero from index keep on."),
+         "One bin too many: you kept bins 0 .. keep, but exactly `keep` bins, 0 .. keep - 1, survive (bin 0 is the "
+         "mean)."),
     ],
 )
 
@@ -676,16 +673,16 @@ q15 = chapter.exercise(
     ],
     misconceptions=[
         (lambda data, r, g: data.mean(dim=0).expand(r, -1),
-         "Every resample has the same mean as the data: you drew without replacement (a "
-         "permutation, e.g. randperm). A bootstrap resample draws with replacement (randint)."),
+         "Every resample has the same mean as the data: you drew without replacement (a permutation, e.g. "
+         "randperm), but a bootstrap resample draws with replacement."),
         (lambda data, r, g: data[torch.randint(0, data.shape[0] - 1, (r, data.shape[0]),
                                                generator=g).to(data.device)].mean(dim=1),
-         "torch.randint's upper bound is exclusive: randint(0, N) already draws 0 .. N - 1, and "
-         "with N - 1 the last row is never drawn."),
+         "The last row is never drawn: torch.randint's upper bound is exclusive, so randint(0, N - 1) draws only 0 "
+         ".. N - 2."),
         (lambda data, r, g: data[torch.randint(0, data.shape[0], (data.shape[0], r),
                                                generator=g).t().to(data.device)].mean(dim=1),
-         "The same generator gives different resamples when you draw a differently shaped "
-         "tensor: draw shape (num_resamples, N), one row of indices per resample."),
+         "Your indices were drawn as (N, num_resamples), not one row per resample: the same generator gives "
+         "different resamples when you draw a differently shaped tensor."),
     ],
 )
 
@@ -738,14 +735,12 @@ q16 = chapter.exercise(
     ],
     misconceptions=[
         (lambda f, e: aggregate(f, e.flip(0)),
-         "You sent the messages the wrong way: node t collects from the edges that point to it "
-         "(edges[1] == t), adding features[edges[0]]."),
+         "You sent the messages the wrong way: each node collected from the edges that leave it, not from those "
+         "that point to it (edges[1] == t)."),
         (_aggregate_plus_equals,
-         "out[target] += ... with repeated targets is not accumulated: each node kept only one "
-         "incoming message. Use index_add_ (or index_put_ with accumulate=True)."),
+         "out[target] += ... with repeated targets is not accumulated: each node kept only one incoming message."),
         (_aggregate_once_per_pair,
-         "Repeated edges count once in your result: assigning A[t, s] = 1 writes the same "
-         "position again. Accumulate (index_put_ with accumulate=True, index_add_, or a "
-         "sparse_coo_tensor, which sums duplicates)."),
+         "Repeated edges count once in your result: assigning A[t, s] = 1 writes the same position again, so "
+         "duplicates are not summed."),
     ],
 )

@@ -101,19 +101,19 @@ def _judge_best_step(answer: Callable[..., Any], case: Case) -> None:
     best_index = values.index(min(values))
     if result == best_index:
         raise Mismatch(
-            "You returned the position of the best value in the list, not its step: runs log every few "
-            "steps, so read `event.step` of the best event."
+            "You returned the position of the best value in the list, not its step: runs log every few steps, so "
+            "the two differ."
         )
     if result == steps[values.index(max(values))]:
         raise Mismatch("That is the step of the largest value: the best loss is the smallest.")
     if result == steps[-1]:
-        raise Mismatch("That is the last step logged: look for the step whose value is smallest.")
+        raise Mismatch("That is the last step logged, not the one whose value is smallest.")
     train = _scalars(Path(case[0]), "loss/train") or []
     if train and result == min(train, key=lambda sv: sv[1])[0]:
-        raise Mismatch(f"You read another tag: use the `tag` argument ({case[1]!r}).")
+        raise Mismatch(f"You read another tag, not the one the `tag` argument names ({case[1]!r}).")
     if result in steps:
         raise Mismatch("That step was logged, but its value is not the smallest.")
-    raise Mismatch("No event of that tag was logged at that step: read the steps from the events.")
+    raise Mismatch("No event of that tag was logged at that step.")
 
 
 q1 = _declare(
@@ -172,30 +172,30 @@ def _judge_history(answer: Callable[..., Any], case: Case) -> None:
     root = Path(logdir)
     if not any(root.rglob("events.out.tfevents.*")):
         raise Mismatch(
-            "No event file was written under logdir: create `SummaryWriter(logdir)` (not another folder) and "
-            "close it when done."
+            "No event file was written under logdir: the writer wrote to another folder, or was never closed."
         )
     epochs = [row["epoch"] for row in history]
     wanted = [
-        (root / "loss_train", "loss", "train_loss", "add_scalars('loss', {'train': ..., 'val': ...}, epoch)"),
-        (root / "loss_val", "loss", "val_loss", "add_scalars('loss', {'train': ..., 'val': ...}, epoch)"),
-        (root, "lr", "lr", "add_scalar('lr', lr, epoch)"),
+        (root / "loss_train", "loss", "train_loss"),
+        (root / "loss_val", "loss", "val_loss"),
+        (root, "lr", "lr"),
     ]
-    for folder, tag, key, call in wanted:
+    for folder, tag, key in wanted:
         got = _scalars(folder, tag)
         if got is None:
             where = "the run itself" if folder == root else f"the sub-run {folder.name!r}"
-            raise Mismatch(f"{where.capitalize()} has no scalar {tag!r}: log {key} with `writer.{call}`.")
+            raise Mismatch(f"{where.capitalize()} has no scalar {tag!r}: {key} was not logged there.")
         steps = [step for step, _ in got]
         if steps != epochs:
             if steps == list(range(len(epochs))):
                 raise Mismatch(
-                    f"{key} is logged at steps 0, 1, 2...: pass the epoch number (row['epoch']) as global_step."
+                    f"{key} is logged at steps 0, 1, 2..., not at the epoch numbers."
                 )
             raise Mismatch(f"{key} is logged at the wrong steps (or twice): one point per epoch, at its epoch.")
         values = [value for _, value in got]
         if values != [_float32(row[key]) for row in history]:
-            raise Mismatch(f"The steps of {key} are right but not its values: log row[{key!r}] at each epoch.")
+            raise Mismatch(f"The steps of {key} are right but not its values: they are not the history's {key!r} of "
+                           "each epoch.")
 
 
 q2 = _declare(
@@ -259,16 +259,16 @@ q3 = chapter.exercise(
     misconceptions=[
         (
             lambda images, rows: _make_grid(images, nrow=rows, padding=1, pad_value=1.0),
-            "`nrow` is the number of images in each row, not the number of rows (the notes' visdom and "
-            "make_grid comments say otherwise): compute how many images go in a row.",
+            "`nrow` is the number of images in each row, not the number of rows (the notes' visdom and make_grid "
+            "comments say otherwise): yours is the number of rows.",
         ),
         (
             lambda images, rows: _make_grid(images, nrow=math.ceil(len(images) / rows), padding=1),
-            "The layout is right but the padding is black: pass pad_value=1.0 for a white border.",
+            "The layout is right but the padding is black, not white.",
         ),
         (
             lambda images, rows: _make_grid(images, nrow=math.ceil(len(images) / rows), pad_value=1.0),
-            "The layout is right but the border is make_grid's default 2 pixels: pass padding=1.",
+            "The layout is right but the border is make_grid's default 2 pixels, not 1.",
         ),
     ],
 )
@@ -317,11 +317,10 @@ def _no_hooks_left(result: Any, case: Case) -> str | None:
     model = case[0]
     if any(module._forward_hooks for module in model.modules()):
         return (
-            "The values are right, but a forward hook is still registered: every later forward pass will "
-            "run it. Keep the handle `register_forward_hook` returns and call `handle.remove()`."
+            "The values are right, but a forward hook is still registered: every later forward pass will run it."
         )
     if isinstance(result, torch.Tensor) and result.requires_grad:
-        return "The values are right, but the result is still attached to the graph: run the model under no_grad."
+        return "The values are right, but the result is still attached to the graph (requires_grad is True)."
     return None
 
 
@@ -354,8 +353,8 @@ q4 = chapter.exercise(
         "hook with the handle `register_forward_hook` returned.",
     ],
     misconceptions=[
-        (_model_output, "That is the model's output: return what the named layer produced (its hook's `output`)."),
-        (_layer_input, "That is the layer's input (`inputs[0]`): the hook's third argument is its output."),
+        (_model_output, "That is the model's output, not what the named layer produced."),
+        (_layer_input, "That is the layer's input (`inputs[0]`), not its output."),
     ],
 )
 
@@ -468,37 +467,38 @@ def _judge_bar(answer: Callable[..., Any], case: Case) -> None:
     progress, bars = _recording_bar()
     result = call_answer(answer, list(losses), progress)
     if not bars:
-        raise Mismatch("No progress bar was created: wrap the losses with `bar = progress(losses)` and loop over bar.")
+        raise Mismatch("No progress bar was created: progress() was never called.")
     bar = bars[0]
     if bar.total != len(losses) or bar.n != len(losses):
         raise Mismatch(
-            f"The bar counted {bar.n} of {bar.total} items for {len(losses)} losses: iterate over the bar itself "
-            "(`for loss in bar:`), all the way to the end."
+            f"The bar counted {bar.n} of {bar.total} items for {len(losses)} losses: the loop did not go "
+            "through the bar itself, all the way to the end."
         )
     shown = [(n, value) for n, value in bar.shown]
     if len(shown) != len(losses):
         raise Mismatch(
-            f"set_postfix was called {len(shown)} times for {len(losses)} batches: update it once per batch."
+            f"set_postfix was called {len(shown)} times for {len(losses)} batches, not once per batch."
         )
     running = [sum(losses[:i]) / i for i in range(1, len(losses) + 1)]
     overall = sum(losses) / len(losses)
     numbers = [_as_number(value) for _, value in shown]
     if any(number is None for number in numbers):
-        raise Mismatch("Show the running mean as `bar.set_postfix(loss=<a number>)` (the key is `loss`).")
+        raise Mismatch("The postfix does not show a number under the key `loss`.")
 
     def close(a: float, b: float) -> bool:
         return math.isclose(a, b, rel_tol=2e-3, abs_tol=1e-4)
 
     if not all(close(a, b) for a, b in zip(numbers, running, strict=True)):
         if all(close(a, b) for a, b in zip(numbers, losses, strict=True)):
-            raise Mismatch("The bar shows each batch's own loss: show the mean of all losses seen so far.")
+            raise Mismatch("The bar shows each batch's own loss, not the mean of all losses seen so far.")
         if all(close(a, overall) for a in numbers):
-            raise Mismatch("The bar shows the mean of every loss, including batches not seen yet: keep a running sum.")
+            raise Mismatch("The bar shows the mean of every loss, including batches not seen yet.")
         sums = [sum(losses[:i]) for i in range(1, len(losses) + 1)]
         if all(close(a, b) for a, b in zip(numbers, sums, strict=True)):
-            raise Mismatch("The bar shows the running sum: divide by the number of batches so far.")
+            raise Mismatch("The bar shows the running sum, not the running mean.")
         if all(close(a, b) for a, b in zip(numbers[1:], running[:-1], strict=False)):
-            raise Mismatch("The postfix lags one batch behind: add the loss first, then set the postfix.")
+            raise Mismatch("The postfix lags one batch behind: each update shows the mean before the current "
+                           "batch's loss.")
         raise Mismatch("The values in the postfix are not the running mean of the losses seen so far.")
     if _as_number(result) is None or isinstance(result, torch.Tensor):
         raise Mismatch(f"Return the final mean loss as a Python float; got {describe(result)}.")
@@ -620,14 +620,17 @@ def _judge_meter(answer: Callable[..., Any], case: Case) -> None:
 def _meter_advice(label: str, got: float, want: float, reference: AverageValueMeter) -> str:
     if math.isnan(want):
         if reference.n == 0:
-            return "An empty meter (new, or just reset) has no mean: return (nan, nan)."
-        return "One value has no sample standard deviation: return nan when fewer than two values were added."
+            return "An empty meter (new, or just reset) has no mean and no std: both are nan."
+        return "One value has no sample standard deviation: with fewer than two values it is nan."
     if math.isnan(got):
         return "Values were added, so it is a number, not nan."
     if label == "std" and reference.n > 1:
         population = want * math.sqrt((reference.n - 1) / reference.n)
         if math.isclose(got, population, rel_tol=1e-6, abs_tol=1e-9):
-            return "That is the population standard deviation: divide by n - 1 (the unbiased estimate, as torch.std)."
+            return (
+                "That is the population standard deviation (divide by n), not the unbiased estimate "
+                "(as torch.std)."
+            )
     return "Check that add(value, n) counts the value n times, and that reset() clears every running total."
 
 
