@@ -39,7 +39,8 @@ from .devices import cuda_available, devices, synchronize  # noqa: E402
 __all__ = ["PRESETS", "BenchResult", "Timing", "bench", "environment", "preset", "reference", "sizes", "time_fn"]
 
 #: Sweep sizes per workload. The meaning of a size is the workload's own (n for an n x n matmul,
-#: element count for element-wise ops, batch size for a model step).
+#: element count for element-wise ops, batch size for a model step). ``regime_*`` and ``overhead_calls``
+#: are timed on one CPU thread (lesson 05.8), so both presets share their sizes.
 PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
     "quick": {
         "matmul": (32, 128, 384),
@@ -57,6 +58,11 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "conv_train": (2, 8),
         "lstm": (4, 16),
         "train_step": (16, 64),
+        "peak_matmul": (512,),
+        "regime_add": (2**4, 2**8, 2**12, 2**18, 2**22),
+        "regime_matmul": (16, 64, 256, 512),
+        "overhead_calls": (16, 256),
+        "cuda_graph_ops": (16,),
     },
     "full": {
         "matmul": (64, 256, 1024, 2048, 4096),
@@ -74,6 +80,11 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "conv_train": (8, 32, 128),
         "lstm": (16, 64, 256),
         "train_step": (64, 256, 1024),
+        "peak_matmul": (8192,),
+        "regime_add": (2**4, 2**8, 2**12, 2**18, 2**22),
+        "regime_matmul": (16, 64, 256, 512),
+        "overhead_calls": (16, 256),
+        "cuda_graph_ops": (16, 64),
     },
 }
 
