@@ -128,6 +128,16 @@ def test_every_measurement_has_blocks_and_a_measured_spread():
     assert timing.iqr > 0  # ten blocks of float times: the quartiles differ, unlike one block's IQR of 0
 
 
+def test_the_best_block_is_recorded_and_gives_a_best_throughput():
+    x = torch.randn(64, 64)
+    timing = time_fn(lambda: x @ x, "cpu", min_run_time=0.01)
+    assert 0 < timing.best <= timing.median  # the fastest block, never slower than the median block
+    result = BenchResult("b", [64], ["cpu"], {"cpu": [timing]}, flops=[2 * 64**3])
+    assert result.throughput("cpu", best=True)[0] >= result.throughput("cpu")[0]
+    old = BenchResult("o", [64], ["cpu"], {"cpu": [Timing(1e-3, 1e-4, 10, 10)]}, flops=[1e6])
+    assert old.throughput("cpu", best=True) == old.throughput("cpu")  # saved before best was recorded
+
+
 def test_a_slow_call_still_gets_its_blocks():
     timing = time_fn(lambda: time.sleep(0.003), "cpu", warmup=0, min_run_time=0.001)
     assert timing.blocks == bench_module.MIN_BLOCKS and timing.runs == bench_module.MIN_BLOCKS  # one run per block

@@ -173,6 +173,22 @@ def test_records_file_is_written_and_stop_restores(tmp_path):
     assert not torch.overrides._get_current_function_mode_stack()
 
 
+def test_paused_takes_the_mode_and_hooks_out_and_puts_them_back(tracer):
+    import builtins
+
+    hook = getattr(builtins, tracing.CALL_HOOK, None)
+    with tracing.paused():
+        assert tracer._mode not in torch.overrides._get_current_function_mode_stack()
+        assert getattr(builtins, tracing.CALL_HOOK) is tracing._pass_through
+        torch.sqrt(torch.ones(1))  # not recorded
+    assert torch.overrides._get_current_function_mode_stack()[-1] is tracer._mode
+    assert getattr(builtins, tracing.CALL_HOOK, None) is hook
+    torch.zeros(1)
+    assert "torch.zeros" in tracer.calls and "torch.sqrt" not in tracer.calls
+    with tracing.paused():  # without a tracer it does nothing
+        pass
+
+
 def test_start_if_enabled_needs_a_kernel(monkeypatch, tmp_path):
     monkeypatch.setenv(tracing.ENV_VAR, str(tmp_path))
     monkeypatch.delenv("TORCHCOURSE_TRACE_ANY", raising=False)

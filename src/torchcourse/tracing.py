@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import copy
 import dis
 import functools
@@ -56,7 +57,7 @@ import sys
 import sysconfig
 import types
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ __all__ = [
     "active",
     "expect_begin",
     "expect_end",
+    "paused",
     "start",
     "start_if_enabled",
     "stop",
@@ -1148,6 +1150,44 @@ def _names_in_error(caught: Any) -> set[str]:
 def active() -> Tracer | None:
     """The tracer running in this process, if any."""
     return _TRACER
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """Run a block with the recorders' torch-function mode off the stack and the cell hooks passing through.
+
+    For code that ``torch.compile`` traces (lesson 05.8): Dynamo cannot trace the recorders (they read the
+    caller's frame), so with them on every operation would end a graph, and graph counts, breaks and
+    warnings would differ from a run without the tracer. Nothing the block runs is recorded.
+    """
+    tracer = _TRACER
+    if tracer is None or tracer._mode is None:
+        yield
+        return
+    stack = torch.overrides._get_current_function_mode_stack()
+    above = stack[stack.index(tracer._mode) + 1 :] if tracer._mode in stack else None
+    if above is not None:
+        for _ in range(len(above) + 1):
+            torch._C._pop_torch_function_stack()
+        for mode in above:
+            torch._C._push_on_torch_function_stack(mode)
+    hooks = {name: vars(builtins).get(name) for name in (CALL_HOOK, OPERAND_HOOK)}
+    setattr(builtins, CALL_HOOK, _pass_through)
+    setattr(builtins, OPERAND_HOOK, _pass_operand)
+    try:
+        yield
+    finally:
+        for name, hook in hooks.items():
+            if hook is None:
+                vars(builtins).pop(name, None)
+            else:
+                setattr(builtins, name, hook)
+        if above is not None:
+            for _ in range(len(above)):
+                torch._C._pop_torch_function_stack()
+            torch._C._push_on_torch_function_stack(tracer._mode)
+            for mode in above:
+                torch._C._push_on_torch_function_stack(mode)
 
 
 def targets_from_inventory() -> list[str]:
