@@ -359,7 +359,7 @@ q4 = chapter.exercise(
 )
 
 
-# --- q5 · 05.4 mixed precision: bfloat16 autocast -------------------------------------------------
+# --- q5 · 05.7 mixed precision: bfloat16 autocast -------------------------------------------------
 
 
 def _matmul_inputs(generator: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
