@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .core import Case, Chapter, Exercise, Mismatch, NotAttempted, call_answer, clone_case, compare, describe
+from .core import Case, Chapter, Exercise, Mismatch, NotAttempted, _tensors, call_answer, clone_case, compare, describe
 from .core import randint as _randint
 
 chapter = Chapter("00_python", "The Python the notes rely on")
@@ -176,16 +176,6 @@ class _Exercise(Exercise):
         except Mismatch:
             return False
         return not (self.exact_types and _types(mine) != _types(theirs))
-
-
-def _tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
 
 
 def _exercise(id: str, title: str, kind: type[_Exercise] = _Exercise, **options: Any) -> _Exercise:  # noqa: A002
