@@ -63,8 +63,10 @@ __all__ = [
     "Mismatch",
     "NotAttempted",
     "Outcome",
+    "StateChanged",
     "Status",
     "TimeLimitExceeded",
+    "TimedOut",
     "Uses",
     "call_answer",
     "clone_case",
@@ -91,6 +93,14 @@ class CheckFailed(AssertionError):
 
 class Mismatch(Exception):
     """A difference between the learner's answer and the reference; its text is the feedback."""
+
+
+class TimedOut(Mismatch):
+    """The learner's function went over its time limit: the check stops at the first such case."""
+
+
+class StateChanged(Mismatch):
+    """The learner's function changed global state (the check has put it back)."""
 
 
 _COLOURS = {Status.CORRECT: "#1a7f37", Status.INCORRECT: "#cf222e", Status.NOT_ATTEMPTED: "#9a6700"}
@@ -988,7 +998,7 @@ def call_answer(answer: Callable[..., Any], *args: Any, _guard: _Guarded | None 
     guard.printed = (guard.printed + printed.getvalue())[-20_000:]
     kind, value = outcome
     if kind == "timeout":
-        raise Mismatch(
+        raise TimedOut(
             f"Your function did not return within {limit:g} s on a case of size {describe(args)}: "
             "look for an infinite loop, or work that grows too fast."
         ) from None
@@ -1009,7 +1019,7 @@ def call_answer(answer: Callable[..., Any], *args: Any, _guard: _Guarded | None 
         raise raised from None
     changes = _state_changes(before, after, global_rng, bool(exercise and exercise.reseeds))
     if changes:
-        raise Mismatch(
+        raise StateChanged(
             "Your function changed global state that outlives it: " + "; ".join(changes) + ". A function "
             "must leave the session as it found it (a `with` block restores a mode when it ends). "
             "The check has put it back."
@@ -1178,7 +1188,7 @@ class Exercise:
                         return Status.NOT_ATTEMPTED, _PLACEHOLDER
                     except Mismatch as mismatch:
                         failures.append(_Failure(label, case, str(mismatch), guard.last_result, guard.printed))
-                        if "did not return within" in str(mismatch):
+                        if isinstance(mismatch, TimedOut):
                             return Status.INCORRECT, self._feedback(failures[-1], None, 1)
                         break
                     except Exception as error:  # noqa: BLE001 - a judge or property tripped on an odd answer
@@ -1283,7 +1293,7 @@ class Exercise:
                     "device (tested on 'meta', which stands in for a GPU): " + text.removeprefix("Your function ")
                     + " A tensor you create there has no device= argument, or is moved to a fixed device."
                 ) from None
-            if "did not return" in text or "changed global state" in text:
+            if isinstance(mismatch, (TimedOut, StateChanged)):
                 raise
             return  # an operation meta cannot run (data-dependent, .item(), LAPACK): inconclusive
         except NotAttempted:

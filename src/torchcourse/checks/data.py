@@ -22,7 +22,18 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset, get_worker_info
 
 from ..datasets import SHAPES, draw_shape
 from ..lesson import workdir
-from .core import Case, Chapter, JudgedExercise, Mismatch, NotAttempted, call_answer, compare, describe, time_scale
+from .core import (
+    Case,
+    Chapter,
+    JudgedExercise,
+    Mismatch,
+    NotAttempted,
+    TimedOut,
+    call_answer,
+    compare,
+    describe,
+    time_scale,
+)
 from .core import randint as _randint
 
 chapter = Chapter("04_data", "Data")
@@ -324,7 +335,7 @@ def _run_workers(answer: Callable[..., Any], seed: int) -> torch.Tensor:
             call_answer(answer, worker_id)
         except NotAttempted:
             info.dataset.status = "placeholder"
-        except Mismatch as mismatch:
+        except Mismatch as mismatch:  # a string crosses the process boundary; its kind is read back below
             info.dataset.status = str(mismatch).rstrip(".")
         except Exception as error:  # noqa: BLE001 - reported through the samples: the worker must not die
             info.dataset.status = f"Your function raised {type(error).__name__}: {_first_line(error)}"
@@ -342,7 +353,7 @@ def _run_workers(answer: Callable[..., Any], seed: int) -> torch.Tensor:
     except RuntimeError as error:
         if "timed out" not in str(error):
             raise
-        raise Mismatch(
+        raise TimedOut(
             f"Your function did not return within {_WORKER_TIMEOUT * time_scale():g} s inside a worker "
             "process: look for an infinite loop."
         ) from None
@@ -353,7 +364,9 @@ def _run_workers(answer: Callable[..., Any], seed: int) -> torch.Tensor:
     if "placeholder" in statuses:
         raise NotAttempted
     if statuses:
-        raise Mismatch(f"{sorted(statuses)[0]} (inside a worker process).")
+        first = sorted(statuses)[0]
+        kind = TimedOut if first.startswith("Your function did not return within") else Mismatch
+        raise kind(f"{first} (inside a worker process).")
     return torch.cat(values)
 
 
