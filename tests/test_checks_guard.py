@@ -450,3 +450,31 @@ def test_call_answer_guards_a_direct_call():
     with pytest.raises(Mismatch, match="raised SystemExit"):
         call_answer(lambda: exit(3))
     assert call_answer(lambda: np.int64(3)) == 3
+
+
+@pytest.mark.parametrize("context", ["absent", "set"])
+def test_the_default_device_context_is_restored_exactly(double, context):
+    """torch 2.6-2.10's ``get_default_device()`` raises once ``device_context`` holds ``None``: a restore that
+    writes ``None`` where the attribute was absent poisons every later call. Absent stays absent, and a set
+    context comes back as the same object."""
+    import torch.utils._device as device_module
+
+    holder = torch._GLOBAL_DEVICE_CONTEXT
+    had, old = hasattr(holder, "device_context"), getattr(holder, "device_context", None)
+    old_current = device_module.CURRENT_DEVICE
+    try:
+        if context == "absent":
+            if hasattr(holder, "device_context"):
+                del holder.device_context
+        else:
+            torch.set_default_device("cpu")
+        before = getattr(holder, "device_context", "absent")
+        _incorrect(double, _changer(lambda: torch.set_default_device("meta")), "changed global state", "default device")
+        assert getattr(holder, "device_context", "absent") is before
+        assert torch.get_default_device() == torch.device("cpu")
+    finally:
+        if had:
+            holder.device_context = old
+        elif hasattr(holder, "device_context"):
+            del holder.device_context
+        device_module.CURRENT_DEVICE = old_current

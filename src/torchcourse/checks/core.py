@@ -593,6 +593,31 @@ def _read_default_device() -> Any:
     return torch.get_default_device()
 
 
+_ABSENT = object()  # "the attribute did not exist": restored by deleting it, never by writing None
+
+
+def _read_device_context() -> tuple[Any, Any]:
+    """``torch.set_default_device``'s state, exactly: the context object (or its absence) and
+    ``torch.utils._device.CURRENT_DEVICE``. Writing ``None`` where there was nothing breaks
+    ``torch.get_default_device()`` on torch 2.6-2.10, so absence is kept as absence."""
+    import torch.utils._device as device_module
+
+    return (getattr(torch._GLOBAL_DEVICE_CONTEXT, "device_context", _ABSENT),
+            getattr(device_module, "CURRENT_DEVICE", _ABSENT))
+
+
+def _write_device_context(saved: tuple[Any, Any]) -> None:
+    import torch.utils._device as device_module
+
+    for owner, name, value in ((torch._GLOBAL_DEVICE_CONTEXT, "device_context", saved[0]),
+                               (device_module, "CURRENT_DEVICE", saved[1])):
+        if value is _ABSENT:
+            if hasattr(owner, name):
+                delattr(owner, name)
+        else:
+            setattr(owner, name, value)
+
+
 _PRINT_KEYS = ("precision", "threshold", "edgeitems", "linewidth", "sci_mode")
 
 
@@ -618,7 +643,7 @@ def _global_state() -> dict[str, Any]:
         "the global random generator's seed (torch.manual_seed)": torch.initial_seed(),
         "_rng": torch.get_rng_state(),
         "_modes": torch.overrides._get_current_function_mode_stack(),
-        "_device_context": getattr(torch._GLOBAL_DEVICE_CONTEXT, "device_context", None),
+        "_device_context": _read_device_context(),
         "_environ": dict(os.environ),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -655,11 +680,7 @@ def _restore(saved: dict[str, Any]) -> None:
             torch._C._pop_torch_function_stack()
         for mode in saved["_modes"]:
             torch._C._push_on_torch_function_stack(mode)
-        torch._GLOBAL_DEVICE_CONTEXT.device_context = saved["_device_context"]
-        import torch.utils._device as device_module
-
-        context = saved["_device_context"]
-        device_module.CURRENT_DEVICE = context.device if context is not None else None
+        _write_device_context(saved["_device_context"])
 
     def deterministic() -> None:
         mode, warn_only = saved["deterministic algorithms"]
@@ -714,7 +735,8 @@ def _restore(saved: dict[str, Any]) -> None:
     }
     for key, step in steps.items():
         if key == "_modes":
-            changed = now["_modes"] != saved["_modes"] or now["_device_context"] is not saved["_device_context"]
+            changed = now["_modes"] != saved["_modes"] or any(
+                a is not b for a, b in zip(now["_device_context"], saved["_device_context"], strict=True))
         else:
             changed = now.get(key) != saved.get(key)
         if changed:
