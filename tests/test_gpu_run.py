@@ -69,7 +69,8 @@ def test_no_cuda_sweeps_is_an_error(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_gpu_run_refuses_without_cuda_and_writes_nothing(tmp_path):
-    env = {**os.environ, "PYTHON": sys.executable, "GPU_RUN_DIR": str(tmp_path / "run"),
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("GPU_RUN_")}  # not the rehearsal's
+    env = {**inherited, "PYTHON": sys.executable, "GPU_RUN_DIR": str(tmp_path / "run"),
            "GPU_RUN_NOTEBOOKS": "notebooks/05_gpu/01_*.ipynb", "GPU_RUN_TESTS": ""}
     done = subprocess.run(["bash", str(ROOT / "tools" / "gpu_run.sh")], capture_output=True, text=True, env=env,
                           timeout=120)

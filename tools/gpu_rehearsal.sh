@@ -22,7 +22,7 @@ if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]; then
   [ -n "$version" ] || { echo "gpu-rehearsal: pyenv has no Python 3.12: run 'pyenv install 3.12'" >&2; exit 1; }
   echo "gpu-rehearsal: building $venv (Python $version and the image's packages)"
   "$(pyenv prefix "$version")/bin/python" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --progress-bar off "${image[@]}"
+  "$venv/bin/python" -m pip install -q --progress-bar off "${image[@]}" 2>&1 | { grep -v 'is ignored' || true; }
   echo "$stamp" > "$venv/.stamp"
 fi
 [ -d .whl ] || tools/gpu_wheels.sh

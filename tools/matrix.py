@@ -96,16 +96,20 @@ def venv_for(name: str, log) -> tuple[Path, float]:
     if stamp_file.exists() and stamp_file.read_text() == stamp and (venv / "bin" / "python").exists():
         return venv, 0.0
     started = time.monotonic()
-    log(f"[{name}] building {venv} with {python} (pip's progress below; torch is several GB the first time)")
+    log(f"[{name}] building {venv} with {python} (pip's lines below; torch is several GB the first time)")
     if not (venv / "bin" / "python").exists():
         subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off"]
     # The pinned pair first, alone, so that the rest cannot pull another torch.
     for step in (entry["packages"], [*entry["packages"], *requirements()]):
-        done = subprocess.run([*pip, *step], capture_output=True, text=True)
-        (venv / "pip.log").open("a").write(done.stdout + done.stderr)
-        if done.returncode:
-            raise MatrixError(f"[{name}] pip install failed:\n{done.stderr[-3000:]}")
+        with (venv / "pip.log").open("a") as kept, subprocess.Popen(
+                [*pip, *step], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as pip_run:
+            for line in pip_run.stdout:  # shown as it comes (but the local index's noise), all kept in pip.log
+                kept.write(line)
+                if "is ignored" not in line:
+                    log(f"[{name}] {line.rstrip()}")
+        if pip_run.returncode:
+            raise MatrixError(f"[{name}] pip install failed: see {venv / 'pip.log'}")
     subprocess.run([str(venv / "bin" / "python"), "-m", "ipykernel", "install", "--sys-prefix",
                     "--name", "torchcourse", "--display-name", "Python (torchcourse)"],
                    check=True, capture_output=True)
