@@ -100,6 +100,7 @@ def run_notebook(path: str, timeout: int = CELL_TIMEOUT) -> tuple[str, list[Fail
     nb = nbformat.read(path, as_version=4)
     name = str(Path(path).resolve().relative_to(ROOT)) if Path(path).resolve().is_relative_to(ROOT) else path
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no "running over TCP" line
                             resources={"metadata": {"path": str(Path(path).resolve().parent)}})
     sanitize = _sanitizers()
     failures: list[Failure] = []
