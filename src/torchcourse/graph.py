@@ -39,6 +39,13 @@ def _label(node: Any, names: Mapping[str, torch.Tensor]) -> str:
     return label
 
 
+def _key(node: Any) -> int:
+    """Who a node is. An AccumulateGrad is the leaf it fills: before torch 2.14 the graph does not keep its
+    Python wrapper alive, so reaching the same leaf by two paths gives two wrappers with different ids."""
+    leaf = getattr(node, "variable", None)
+    return id(leaf) if leaf is not None else id(node)
+
+
 def walk(root: torch.Tensor | Any, names: Mapping[str, torch.Tensor] | None = None) -> Graph:
     """Breadth-first walk of ``root.grad_fn`` (or of a node) through ``next_functions``."""
     start = root.grad_fn if isinstance(root, torch.Tensor) else root
@@ -46,17 +53,17 @@ def walk(root: torch.Tensor | Any, names: Mapping[str, torch.Tensor] | None = No
     if start is None:
         return graph
     names = names or {}
-    queue, seen = [(start, 0)], {id(start): start}
-    graph.labels[id(start)], graph.depth[id(start)] = _label(start, names), 0
+    queue, seen = [(start, 0)], {_key(start): start}
+    graph.labels[_key(start)], graph.depth[_key(start)] = _label(start, names), 0
     while queue:
         node, depth = queue.pop(0)
         for child, _ in node.next_functions:
             if child is None:  # an input that needs no gradient
                 continue
-            graph.edges.append((id(node), id(child)))
-            if id(child) not in seen:
-                seen[id(child)] = child  # keep a reference so ids stay unique during the walk
-                graph.labels[id(child)], graph.depth[id(child)] = _label(child, names), depth + 1
+            graph.edges.append((_key(node), _key(child)))
+            if _key(child) not in seen:
+                seen[_key(child)] = child  # keep a reference so ids stay unique during the walk
+                graph.labels[_key(child)], graph.depth[_key(child)] = _label(child, names), depth + 1
                 queue.append((child, depth + 1))
     return graph
 
@@ -71,11 +78,11 @@ def format_graph(root: torch.Tensor | Any, names: Mapping[str, torch.Tensor] | N
     shown: set[int] = set()
 
     def visit(node: Any, indent: int) -> None:
-        again = id(node) in shown
+        again = _key(node) in shown
         lines.append("    " * indent + _label(node, names) + (" (shown above)" if again else ""))
         if again:
             return
-        shown.add(id(node))
+        shown.add(_key(node))
         for child, _ in node.next_functions:
             if child is not None:
                 visit(child, indent + 1)

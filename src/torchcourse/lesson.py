@@ -20,7 +20,7 @@ import torch
 from . import tracing
 from .devices import EnvironmentReport, environment_report
 
-__all__ = ["Caught", "expect_error", "expect_warning", "fresh_dir", "same_memory", "setup", "workdir"]
+__all__ = ["Caught", "expect_error", "expect_retired", "expect_warning", "fresh_dir", "same_memory", "setup", "workdir"]
 
 _WORKDIR: Path | None = None
 
@@ -121,14 +121,34 @@ def _first_line(text: str) -> str:
     return re.sub(r"\s*\(Triggered internally at .*$", "", line).rstrip()
 
 
+def _shown(text: str, match: str, show: bool | str) -> str:
+    """What an expected error or warning prints: its first line, or with ``show="match"`` only the part that
+    ``match`` matched (the stable part, where the wording around it differs between torch releases). A group
+    named ``varies`` in ``match`` marks text that some releases add (``Sigmoid(?P<varies>Backward0)?``): it is
+    left out of what is printed, so the line is the same on every release."""
+    if show != "match":
+        return _first_line(text)
+    found = re.search(match, text)
+    shown = found.group(0)
+    if "varies" in found.re.groupindex and found.group("varies"):
+        start, end = (position - found.start() for position in found.span("varies"))
+        shown = shown[:start] + shown[end:]
+    return ("…" if found.start() else "") + _first_line(shown) + ("…" if found.end() < len(text.rstrip()) else "")
+
+
+def _kinds(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+
+
 @contextmanager
-def expect_error(kind: type[BaseException], match: str = "", *, show: bool = True) -> Iterator[Caught]:
+def expect_error(kind: type[BaseException], match: str = "", *, show: bool | str = True) -> Iterator[Caught]:
     """Assert that the block raises ``kind`` with a message matching ``match``, then show it.
 
     A lesson uses this to show an error and still run top to bottom: the cell passes only when
     PyTorch raises exactly what the lesson says it does. Inside a loop over the devices, pass
     ``show=(device == "cpu")``: the check runs on every device, the message prints once, and the
-    output is the same with or without a GPU.
+    output is the same with or without a GPU. ``show="match"`` prints only the matched part, where the
+    rest of the message is worded differently by other torch releases (see ``_shown``).
     """
     caught = Caught()
     token = tracing.expect_begin()  # the coverage tracer notes what the block shows
@@ -142,30 +162,72 @@ def expect_error(kind: type[BaseException], match: str = "", *, show: bool = Tru
         caught.error = error
         tracing.expect_end(token, error)
         if show:
-            print(f"{type(error).__name__}: {_first_line(str(error))}")
+            print(f"{type(error).__name__}: {_shown(str(error), match, show)}")
         return
     raise AssertionError(f"expected {kind.__name__} matching {match!r}, but nothing was raised")
 
 
 @contextmanager
-def expect_warning(kind: type[Warning], match: str = "", *, show: bool = True) -> Iterator[Caught]:
-    """Assert that the block warns ``kind`` with a message matching ``match``, then show it (unless not ``show``)."""
-    caught = Caught()
-    token = tracing.expect_begin()  # the coverage tracer notes what the block shows
+def _recording_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Record every warning of the block, PyTorch's once-per-process ones included."""
     previous = torch.is_warn_always_enabled()
     torch.set_warn_always(True)  # warnings PyTorch gives once per process must show here too
     try:
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            yield caught
+            yield seen
     finally:
         torch.set_warn_always(previous)
+
+
+@contextmanager
+def expect_warning(kind: type[Warning] | tuple[type[Warning], ...], match: str = "", *,
+                   show: bool | str = True) -> Iterator[Caught]:
+    """Assert that the block warns ``kind`` with a message matching ``match``, then show it (unless not ``show``).
+
+    ``show="match"`` prints only the matched part (as for :func:`expect_error`).
+    """
+    caught = Caught()
+    token = tracing.expect_begin()  # the coverage tracer notes what the block shows
+    with _recording_warnings() as seen:
+        yield caught
     for warning in seen:
         if issubclass(warning.category, kind) and re.search(match, str(warning.message)):
             caught.warning = warning
             tracing.expect_end(token, warning)
             if show:
-                print(f"{warning.category.__name__}: {_first_line(str(warning.message))}")
+                print(f"{warning.category.__name__}: {_shown(str(warning.message), match, show)}")
             return
     got = "; ".join(f"{w.category.__name__}: {w.message}" for w in seen) or "no warning"
-    raise AssertionError(f"expected {kind.__name__} matching {match!r}, got {got}")
+    raise AssertionError(f"expected {_kinds(kind)} matching {match!r}, got {got}")
+
+
+@contextmanager
+def expect_retired(api: str, replacement: str) -> Iterator[Caught]:
+    """Assert that the block uses an API PyTorch is retiring, at whichever stage this release has reached.
+
+    Retirement comes in stages, landing in different releases for different APIs: first a warning (a
+    ``UserWarning``, ``DeprecationWarning`` or ``FutureWarning`` naming the API as deprecated), then an error
+    saying it is removed. The block passes at either stage, provided the message names ``replacement``, and
+    prints one line that is the same on every release. ``caught.error`` is set where the API is already gone.
+    """
+    caught = Caught()
+    named = re.escape(api)
+    token = tracing.expect_begin()
+    with _recording_warnings() as seen:
+        try:
+            yield caught
+        except RuntimeError as error:
+            if not (re.search("removed", str(error)) and re.search(named, str(error))):
+                raise
+            caught.error = error
+    if caught.error is None:
+        warned = [w for w in seen if re.search(named, str(w.message)) and "deprecated" in str(w.message)]
+        if not warned:
+            got = "; ".join(f"{w.category.__name__}: {w.message}" for w in seen) or "no warning"
+            raise AssertionError(f"expected {api} to warn that it is deprecated, or to be removed; got {got}")
+        caught.warning = warned[0]
+    if not re.search(re.escape(replacement), caught.message):
+        raise AssertionError(f"{api} is retired, but the message does not name {replacement}: {caught.message}")
+    tracing.expect_end(token, caught.error if caught.error is not None else caught.warning)
+    print(f"{api} is retired in favour of {replacement}: a deprecation warning, or an error where it is removed")

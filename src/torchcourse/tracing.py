@@ -110,8 +110,16 @@ _NB_OPS = [
     f"__i{_NB_DUNDER[n[11:]]}__" if n.startswith("NB_INPLACE_") else f"__{_NB_DUNDER.get(n[3:], n[3:].lower())}__"
     for n, _ in getattr(dis, "_nb_ops", [])
 ]
+# Python 3.10 has one opcode per operator (BINARY_ADD, INPLACE_ADD...), where 3.11 has BINARY_OP and an argument.
+_LEGACY_OPS = {
+    dis.opmap[f"{kind}_{op}"]: f"__{'i' if kind == 'INPLACE' else ''}{_NB_DUNDER.get(op, 'mod')}__"
+    for kind in ("BINARY", "INPLACE")
+    for op in (*_NB_DUNDER, "MODULO")
+    if f"{kind}_{op}" in dis.opmap
+}
 _COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
 # The hooks a rewritten cell calls (found in builtins, so every cell and function sees them).
+_PAUSED = 0  # how many paused() blocks are open: every recorder then passes through without reading frames
 CALL_HOOK = "__torchcourse_call__"
 OPERAND_HOOK = "__torchcourse_operand__"
 _BINOP_DUNDERS = {
@@ -350,6 +358,8 @@ class Tracer:
         base = getattr(func, "__name__", "")
         if op == _BINARY_OP and _NB_OPS:
             return "torch.Tensor." + _NB_OPS[caller.f_code.co_code[caller.f_lasti + 1]]
+        if op in _LEGACY_OPS:
+            return "torch.Tensor." + _LEGACY_OPS[op]
         if op == _COMPARE_OP and base.strip("_") in _COMPARISONS:
             return f"torch.Tensor.__{base.strip('_')}__"
         if op == _BINARY_SUBSCR and base == "__getitem__":
@@ -409,6 +419,7 @@ class Tracer:
     # ------------------------------------------------------------------------------- installing
     def install(self) -> Tracer:
         """Install every recorder; :meth:`uninstall` takes them all out again."""
+        self._patches: list[tuple[Callable[[], None], Callable[[], None]]] = []  # (redo, undo): paused() uses them
         self._pending = set(self.targets)
         self._install_pending()
         self._install_hooks()
@@ -446,6 +457,7 @@ class Tracer:
                     pass
 
         self._undo.append(undo)
+        self._patches.append((lambda: setattr(owner, attr, value), undo))
 
     def _install_target(self, name: str) -> bool:
         """Hook one name; False when it cannot be resolved yet (its module is not imported)."""
@@ -663,6 +675,8 @@ class Tracer:
 
         @functools.wraps(func)
         def traced(*args: Any, **kwargs: Any) -> Any:
+            if _PAUSED:
+                return func(*args, **kwargs)
             caller = sys._getframe(1)
             if not (tracer._is_user(caller) or tracer._handed_over(caller, traced)):
                 return tracer._trampoline(caller, func, args, kwargs)
@@ -742,12 +756,12 @@ class Tracer:
         tracer = self
 
         def get(instance: Any) -> Any:
-            if tracer._is_user(sys._getframe(1)):
+            if not _PAUSED and tracer._is_user(sys._getframe(1)):
                 tracer.record(name, tracer._devices(instance))
             return raw.__get__(instance, type(instance))
 
         def set_(instance: Any, value: Any) -> None:
-            if tracer._is_user(sys._getframe(1)):
+            if not _PAUSED and tracer._is_user(sys._getframe(1)):
                 tracer.record(name, tracer._devices(instance))
             raw.__set__(instance, value)
 
@@ -761,7 +775,7 @@ class Tracer:
         is_module = issubclass(owner, torch.nn.Module)
 
         def get(instance: Any) -> Any:
-            if tracer._is_user(sys._getframe(1)):
+            if not _PAUSED and tracer._is_user(sys._getframe(1)):
                 tracer.record(name, ("none",))
             try:
                 return instance.__dict__[attr]
@@ -795,11 +809,11 @@ class Tracer:
             def __getattr__(key: str) -> Any:
                 if key in hidden:
                     value, row = hidden[key]
-                    if tracer._is_user(sys._getframe(1)):
+                    if not _PAUSED and tracer._is_user(sys._getframe(1)):
                         tracer.record(row, ("none",))
                     return value
                 row = f"{module_name}.{key}"
-                if _STATUS.get(row) == "removed" and tracer._is_user(sys._getframe(1)):
+                if _STATUS.get(row) == "removed" and not _PAUSED and tracer._is_user(sys._getframe(1)):
                     tracer.shown.add(row)  # hasattr(torch, "ifft") is False: the lesson showed it is gone
                     tracer._dirty = True
                 if previous is not None:
@@ -818,7 +832,12 @@ class Tracer:
             hidden.pop(attr, None)
             setattr(owner, attr, value)
 
+        def redo() -> None:
+            delattr(owner, attr)
+            hidden[attr] = (value, name)
+
         self._undo.append(undo)
+        self._patches.append((redo, undo))
 
     def _watch_module(self, module: types.ModuleType, name: str) -> None:
         """Record ``name`` when lesson code reads an attribute of the module (or calls it: torch.fft(x))."""
@@ -828,7 +847,7 @@ class Tracer:
         tracer = self
 
         def __getattribute__(self_: types.ModuleType, key: str) -> Any:
-            if tracer._is_user(sys._getframe(1)):
+            if not _PAUSED and tracer._is_user(sys._getframe(1)):
                 tracer.record(name, ("none",))
                 row = tracer._hidden_row(self_, key)
                 if row:
@@ -851,7 +870,11 @@ class Tracer:
             if type(module) is traced:
                 module.__class__ = cls
 
+        def redo() -> None:
+            module.__class__ = traced
+
         self._undo.append(undo)
+        self._patches.append((redo, undo))
 
     def _hidden_row(self, module: types.ModuleType, key: str) -> str | None:
         hidden = module.__dict__.get("__torchcourse_hidden__")
@@ -890,7 +913,7 @@ class Tracer:
 
             @functools.wraps(new)
             def __new__(kind: type, *args: Any, **kwargs: Any) -> Any:
-                if tracer._is_user(sys._getframe(1)):
+                if not _PAUSED and tracer._is_user(sys._getframe(1)):
                     tracer.record(name, ("none",))
                 return new(kind, *args, **kwargs)
 
@@ -903,7 +926,7 @@ class Tracer:
         original = vars(cls).get("__init_subclass__")
 
         def __init_subclass__(sub: type, **kwargs: Any) -> None:
-            frame = sys._getframe(1)
+            frame = None if _PAUSED else sys._getframe(1)
             while frame is not None and frame.f_code.co_filename.endswith(_PLUMBING):
                 frame = frame.f_back
             if tracer._is_user(frame):
@@ -914,6 +937,31 @@ class Tracer:
                 super(cls, sub).__init_subclass__(**kwargs)
 
         self._set(cls, "__init_subclass__", classmethod(__init_subclass__))
+
+    def _install_dynamo_pause(self) -> None:
+        """Get out of Dynamo's way by ourselves: every call of what ``torch.compile`` and
+        ``torch._dynamo.explain`` return runs under :func:`paused`, so a lesson that compiles sees the graphs,
+        breaks and warnings it gets without the tracer (Dynamo cannot trace the recorders, and it warns about
+        their global module hook). ``torch._dynamo`` takes seconds to import, so its part is patched when a
+        lesson first imports it (``_AfterImport``)."""
+        self._set(torch, "compile", _pausing(torch.compile, decorates=True))
+        if "torch._dynamo" in sys.modules:
+            self._pause_dynamo(sys.modules["torch._dynamo"])
+        else:
+            finder = _AfterImport("torch._dynamo", self._pause_dynamo)
+            sys.meta_path.insert(0, finder)
+            self._undo.append(lambda: finder in sys.meta_path and sys.meta_path.remove(finder))
+
+    def _pause_dynamo(self, dynamo: types.ModuleType) -> None:
+        optimized = dynamo.eval_frame.OptimizedModule
+        module_call = optimized.__call__
+
+        def call_paused(module: Any, *args: Any, **kwargs: Any) -> Any:
+            with paused():
+                return module_call(module, *args, **kwargs)
+
+        self._set(optimized, "__call__", call_paused)
+        self._set(dynamo, "explain", _pausing(dynamo.explain))
 
     def _install_hooks(self) -> None:
         def forward_hook(module: torch.nn.Module, args: Any, output: Any) -> None:
@@ -929,11 +977,13 @@ class Tracer:
                 self.record(name, devices)
 
         handles = [torch.nn.modules.module.register_module_forward_hook(forward_hook)]
+        self._forward_hook_id = handles[0].id  # paused() lifts it out: Dynamo warns about global hooks
         from torch.optim.optimizer import register_optimizer_step_post_hook
 
         handles.append(register_optimizer_step_post_hook(step_hook))
         for handle in handles:
             self._undo.append(handle.remove)
+        self._install_dynamo_pause()
         original_import = builtins.__import__
         tracer = self
 
@@ -941,7 +991,7 @@ class Tracer:
             module = original_import(name, globals, locals, fromlist, level)
             if tracer._pending and len(sys.modules) != tracer._modules_seen:
                 tracer._install_pending()
-            if level == 0 and tracer._is_user(sys._getframe(1)):
+            if level == 0 and not _PAUSED and tracer._is_user(sys._getframe(1)):
                 for candidate in [name, *(f"{name}.{item}" for item in fromlist or ())]:
                     if candidate in tracer._target_set and isinstance(sys.modules.get(candidate), types.ModuleType):
                         tracer.record(candidate, ("none",))
@@ -1146,6 +1196,58 @@ def _names_in_error(caught: Any) -> set[str]:
     return names
 
 
+def _pausing(factory: Callable[..., Any], *, decorates: bool = False) -> Callable[..., Any]:
+    """``factory`` (``torch.compile``, ``explain``) run under :func:`paused`, and so is every call of the callable
+    it returns (modules excepted: an ``OptimizedModule`` pauses in its ``__call__``)."""
+
+    @functools.wraps(factory)
+    def make(*args: Any, **kwargs: Any) -> Any:
+        if decorates and not args and "model" not in kwargs:
+            return lambda fn: make(fn, **kwargs)  # @torch.compile(mode=...): a decorator still to be applied
+        with paused():
+            made = factory(*args, **kwargs)
+        if isinstance(made, torch.nn.Module) or not callable(made):
+            return made
+
+        @functools.wraps(made)
+        def run(*call_args: Any, **call_kwargs: Any) -> Any:
+            with paused():
+                return made(*call_args, **call_kwargs)
+
+        return run
+
+    return make
+
+
+class _AfterImport:
+    """A ``sys.meta_path`` finder that calls ``then(module)`` once the module ``name`` has been imported."""
+
+    def __init__(self, name: str, then: Callable[[types.ModuleType], None]) -> None:
+        self.name, self.then, self.busy = name, then, False
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != self.name or self.busy:
+            return None
+        self.busy = True
+        try:
+            import importlib.util
+
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self.busy = False
+        if spec is None or spec.loader is None:
+            return None
+        sys.meta_path.remove(self)
+        run = spec.loader.exec_module
+
+        def exec_module(module: types.ModuleType) -> None:
+            run(module)
+            self.then(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
 # ---------------------------------------------------------------------------------- the API
 def active() -> Tracer | None:
     """The tracer running in this process, if any."""
@@ -1154,16 +1256,24 @@ def active() -> Tracer | None:
 
 @contextlib.contextmanager
 def paused() -> Iterator[None]:
-    """Run a block with the recorders' torch-function mode off the stack and the cell hooks passing through.
+    """Run a block with torch as it is without the tracer: every wrapper, property and hidden name it set taken
+    out, its torch-function mode off the stack, the cell hooks passing through and the global forward hook
+    lifted out (all put back after).
 
-    For code that ``torch.compile`` traces (lesson 05.8): Dynamo cannot trace the recorders (they read the
-    caller's frame), so with them on every operation would end a graph, and graph counts, breaks and
+    The tracer runs every call of what ``torch.compile`` and ``torch._dynamo.explain`` return in it by
+    itself (``Tracer._install_dynamo_pause``), so lessons never call it: Dynamo cannot trace the recorders
+    (they read the caller's frame), so with them on every operation would end a graph, and graph counts, breaks and
     warnings would differ from a run without the tracer. Nothing the block runs is recorded.
     """
+    global _PAUSED
     tracer = _TRACER
-    if tracer is None or tracer._mode is None:
+    if tracer is None or tracer._mode is None or _PAUSED:
         yield
         return
+    _PAUSED += 1
+    patches = list(tracer._patches)
+    for _, undo in reversed(patches):  # torch as it is without the tracer: Dynamo traces the real functions
+        undo()
     stack = torch.overrides._get_current_function_mode_stack()
     above = stack[stack.index(tracer._mode) + 1 :] if tracer._mode in stack else None
     if above is not None:
@@ -1174,9 +1284,16 @@ def paused() -> Iterator[None]:
     hooks = {name: vars(builtins).get(name) for name in (CALL_HOOK, OPERAND_HOOK)}
     setattr(builtins, CALL_HOOK, _pass_through)
     setattr(builtins, OPERAND_HOOK, _pass_operand)
+    global_hooks = torch.nn.modules.module._global_forward_hooks
+    forward_hook = global_hooks.pop(getattr(tracer, "_forward_hook_id", None), None)
     try:
         yield
     finally:
+        for redo, _ in patches:
+            redo()
+        _PAUSED -= 1
+        if forward_hook is not None:
+            global_hooks[tracer._forward_hook_id] = forward_hook
         for name, hook in hooks.items():
             if hook is None:
                 vars(builtins).pop(name, None)
