@@ -14,7 +14,7 @@ SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
 RUN := TORCHCOURSE_STRICT=1 PYTHONHASHSEED=0
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval-sanitize.cfg
 
-.PHONY: install lab test test-portable test-browser gpu-run lint execute tidy grade coverage check-clean clean
+.PHONY: install lab test test-matrix test-portable gpu-rehearsal test-browser gpu-run lint execute tidy grade coverage check-clean clean
 
 install: $(STAMP)
 
@@ -52,16 +52,25 @@ test-rerun: install
 test-browser: install
 	$(PY) -m pytest -p no:cacheprovider -q -rs tests/browser
 
-# The committed outputs must hold on other machines too; two runs simulate them here (docs/authoring.md,
-# "The portable rule"): A = one CPU thread, scalar kernels, CUDA hidden; B = AVX2 kernels, three threads.
-PORTABLE_A := OMP_NUM_THREADS=1 TORCHCOURSE_THREADS=1 ATEN_CPU_CAPABILITY=default TORCHCOURSE_NO_CUDA=1
-PORTABLE_B := TORCHCOURSE_THREADS=3 ATEN_CPU_CAPABILITY=avx2
-test-portable: install
-	$(RUN) $(PORTABLE_A) $(PY) -m pytest -q -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions
-	$(RUN) $(PORTABLE_B) $(PY) -m pytest -q -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions
+# The version matrix (tools/matrix.py, docs/authoring.md "The portable rule"): the whole strict suite in one venv
+# per entry, each also simulating a machine: floor = Python 3.10 + the lowest torch admitted, one thread,
+# scalar kernels, CUDA hidden; gpu = Python 3.12 + torch 2.11 (the GPU machine's pair), AVX2, three threads;
+# newest = Python 3.13 + the newest torch pip admits. Venvs live in ~/.cache/torchcourse/matrix, reused while
+# pyproject.toml is unchanged. MATRIX=floor runs one entry. Then the GPU procedure, rehearsed on the CPU.
+MATRIX ?=
+test-matrix: install
+	$(PY) tools/matrix.py $(MATRIX) --jobs $(JOBS)
+	tools/gpu_rehearsal.sh
+
+# The old name: its two simulated machines are the matrix's floor and gpu entries now.
+test-portable: test-matrix
+
+gpu-rehearsal:
+	tools/gpu_rehearsal.sh
 
 # On a CUDA machine: the whole suite strictly, every sweep saved, the GPU reference written (docs/gpu-runs.md).
 # No install: GPU machines may lack a package index (PYTHON=python3 with PYTHONPATH=/tmp/site:$$PWD/src).
+# GPU_RUN_PLAN=ch05 runs chapter 05 alone (a first, short lease); GPU_RUN_DIR gets every result.
 gpu-run:
 	PYTHON="$(if $(wildcard $(PY)),$(PY),$(PYTHON))" tools/gpu_run.sh
 

@@ -69,11 +69,35 @@ def test_no_cuda_sweeps_is_an_error(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_gpu_run_refuses_without_cuda_and_writes_nothing(tmp_path):
-    env = {**os.environ, "PYTHON": sys.executable, "GPU_RUN_DIR": str(tmp_path / "run")}
+    env = {**os.environ, "PYTHON": sys.executable, "GPU_RUN_DIR": str(tmp_path / "run"),
+           "GPU_RUN_NOTEBOOKS": "notebooks/05_gpu/01_*.ipynb", "GPU_RUN_TESTS": ""}
     done = subprocess.run(["bash", str(ROOT / "tools" / "gpu_run.sh")], capture_output=True, text=True, env=env,
                           timeout=120)
     assert done.returncode == 2 and "no CUDA device" in done.stderr
+    assert "preflight passed" in done.stdout  # the wheels and the notebooks were checked before CUDA
     assert not (tmp_path / "run").exists()
+
+
+def test_a_short_run_merges_into_the_reference(tmp_path):
+    _sweeps(tmp_path / "sweeps")
+    timings = {"cpu": [Timing(1e-3, 1e-4, 10, 10)], "cuda": [Timing(2e-4, 1e-5, 10, 10)]}
+    kept = BenchResult("kept from before", [8], ["cpu", "cuda"], timings, meta={"gpu": "NVIDIA H100"}).to_dict()
+    stale = {**kept, "label": "n x n matmul"}
+    ref = tmp_path / "gpu-reference.json"
+    ref.write_text(json.dumps({"meta": {}, "sweeps": {"kept from before": kept, "n x n matmul": stale}}))
+    doc = tmp_path / "gpu-runs.md"
+    doc.write_text(f"{gpu_reference.START}\n{gpu_reference.END}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["--sweeps", str(tmp_path / "sweeps"), "--reference", str(ref), "--doc", str(doc), "--write",
+            "--copy-to", str(out)]
+    assert gpu_reference.main(args) == 0
+    data = json.loads(ref.read_text())
+    assert sorted(data["sweeps"]) == ["kept from before", "n x n matmul"]
+    assert data["sweeps"]["kept from before"]["meta"]["gpu"] == "NVIDIA H100"  # kept, with its own environment
+    assert data["sweeps"]["n x n matmul"]["sizes"] == [64, 4096]  # replaced by this run's sweep
+    assert "| kept from before |" in doc.read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["gpu-reference.json", "gpu-runs.md"]
 
 
 def test_the_docs_keep_the_section_gpu_run_replaces():

@@ -4,7 +4,9 @@
 (TORCHCOURSE_SAVE_BENCH) and the JUnit files of the test runs, and with ``--write``
 
 - writes ``src/torchcourse/data/gpu-reference.json``: ``{"meta": {...}, "sweeps": {label: sweep}}``, the
-  recorded numbers that CPU-only machines show beside their own ("recorded, not measured here");
+  recorded numbers that CPU-only machines show beside their own ("recorded, not measured here"). A run
+  merges into what is there (each sweep keeps its own environment), so a short run of one chapter
+  replaces that chapter's sweeps and keeps the others;
 - replaces the "Latest recorded run" section of ``docs/gpu-runs.md`` (between its markers) with the
   run's environment, test results and a summary of every sweep.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -113,6 +116,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--reference", type=Path, default=REFERENCE_FILE, help="where to write the reference")
     parser.add_argument("--doc", type=Path, default=DOC, help="the record to update")
     parser.add_argument("--write", action="store_true", help="write the files (default: print them)")
+    parser.add_argument("--copy-to", type=Path, help="also copy both written files into this folder")
     args = parser.parse_args(argv)
     sweeps = load_sweeps(args.sweeps)
     if not sweeps:
@@ -120,6 +124,9 @@ def main(argv: list[str]) -> int:
         return 1
     environment = args.environment.read_text(encoding="utf-8") if args.environment else ""
     ref = reference(sweeps, environment)
+    if args.reference.is_file():  # merge: sweeps this run did not time stay as they were recorded
+        kept = json.loads(args.reference.read_text(encoding="utf-8")).get("sweeps", {})
+        ref["sweeps"] = {label: data for label, data in sorted({**kept, **ref["sweeps"]}.items())}
     section = record(ref, junit_results(args.junit), args.seconds)
     text = json.dumps(ref, indent=1, sort_keys=True) + "\n"
     if not args.write:
@@ -129,8 +136,11 @@ def main(argv: list[str]) -> int:
     args.reference.parent.mkdir(parents=True, exist_ok=True)
     args.reference.write_text(text, encoding="utf-8")
     args.doc.write_text(replace_section(args.doc.read_text(encoding="utf-8"), section), encoding="utf-8")
+    if args.copy_to:
+        for path in (args.reference, args.doc):
+            shutil.copy(path, args.copy_to / path.name)
     print(section)
-    print(f"wrote {len(sweeps)} sweeps to {args.reference} and the record to {args.doc}")
+    print(f"wrote {len(sweeps)} sweeps ({len(ref['sweeps'])} in all) to {args.reference} and the record to {args.doc}")
     return 0
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "environment_report",
     "move_to",
     "run_on_devices",
+    "simulate_cuda",
     "synchronize",
     "tf32_enabled",
 ]
@@ -194,10 +195,14 @@ def run_on_devices(
     Without ``atol``/``rtol``, results are compared with ``torch.testing.assert_close``'s defaults
     for their dtype, except float32 results from a CUDA device that computes in TF32 (cuDNN
     convolutions do by default on Ampere and later): those get :data:`TF32_TOLERANCE`.
+
+    Without CUDA (and without ``on=``), ``fn`` also runs once on *simulated* CUDA (:func:`simulate_cuda`):
+    the placement, shapes and dtypes a GPU would give are checked, values are not.
     """
     results: dict[str, Any] = {}
     grads: dict[str, list[torch.Tensor | None]] = {}
-    for device in on or devices():
+    chosen = list(on or devices())
+    for device in chosen:
         dev_args, dev_kwargs = move_to(args, device), move_to(kwargs, device)
         result = fn(*dev_args, **dev_kwargs)
         leaves = _leaves((dev_args, dev_kwargs))
@@ -218,4 +223,44 @@ def run_on_devices(
                 **_tolerance(device, grads[device], atol, rtol),
                 msg=lambda m, d=device: f"gradients on {d} disagree with {reference_device}: {m}",
             )
+    if on is None and "cuda" not in results and "cpu" in results:
+        simulate_cuda(fn, args, kwargs, results["cpu"])
     return results
+
+
+def simulate_cuda(fn: Callable[..., Any], args: tuple, kwargs: dict, expected: Any) -> bool:
+    """Run ``fn(*args, **kwargs)`` on simulated CUDA (``torchcourse.simcuda``) and assert what a GPU would.
+
+    No mixed devices, and a result on the GPU with the shapes and dtypes of ``expected`` (the CPU's result).
+    True when it proved that; False when the simulation could not run ``fn`` (it reads values: ``.item()``,
+    printing, data-dependent shapes; or calls ``backward()``), which proves nothing either way and is no
+    failure. Lesson 05.1 says what it shows.
+    """
+    from . import simcuda, tracing
+
+    try:  # the API tracer is paused: the CPU run already recorded what fn calls
+        with tracing.paused():
+            if not simcuda.available():
+                return False
+            simulation = simcuda.Simulation()
+            fake_args, fake_kwargs = simulation.to_fake_cuda((args, kwargs))
+            with simulation:
+                placed = _placement(fn(*fake_args, **fake_kwargs))
+    except Exception as error:  # noqa: BLE001 - classified: a device mismatch fails, the rest proves nothing
+        if simcuda.classify(error) == simcuda.MISMATCH:
+            raise AssertionError(f"on a GPU this fails, as simulated CUDA shows: it mixes devices ({error})") from error
+        return False
+    wanted = _placement(expected, device=simcuda.DEVICE.type)
+    assert placed == wanted, f"on a GPU the result would be {placed}, not {wanted} (simulated CUDA)"
+    return True
+
+
+def _placement(value: Any, device: str | None = None) -> Any:
+    """Each tensor in ``value`` as (device type, shape, dtype); ``device`` replaces the device type."""
+    if isinstance(value, torch.Tensor):
+        return (device or value.device.type, tuple(value.shape), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return [_placement(v, device) for v in value]
+    if isinstance(value, dict):
+        return {k: _placement(v, device) for k, v in value.items()}
+    return None
