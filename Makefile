@@ -46,7 +46,7 @@ test: lint
 # same kernel, for every lesson and solution (or RERUN_ARGS=NB.ipynb), RERUN_JOBS kernels at a time (tools/rerun.py).
 .PHONY: test-rerun
 test-rerun: install
-	$(RUN) $(PY) tools/rerun.py $(RERUN_ARGS)
+	$(RUN) $(PY) tools/rerun.py --slowest 5 $(RERUN_ARGS)
 
 # JupyterLab driven by headless Chromium (tests/browser; needs /usr/bin/chromium or TORCHCOURSE_CHROMIUM).
 test-browser: install

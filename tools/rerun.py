@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import contextlib
 import os
 import re
 import sys
@@ -51,6 +52,10 @@ class Failure:
 
     def __str__(self) -> str:
         return f"{self.notebook}: cell {self.index} (id {self.cell_id}), {self.phase}: {self.message}"
+
+
+class _Stopped(Exception):
+    """The kernel cannot go on (a cell timed out, the kernel died): the notebook's run ends."""
 
 
 def _sanitizers() -> list[tuple[re.Pattern[str], str]]:
@@ -109,11 +114,16 @@ def run_notebook(path: str, timeout: int = CELL_TIMEOUT) -> tuple[str, list[Fail
     spent: dict[int, float] = {}
 
     def run(index: int, cell, phase: str) -> bool:
-        started = time.perf_counter()
-        client.execute_cell(cell, index)
-        spent[index] = spent.get(index, 0.0) + time.perf_counter() - started
+        started, cell_id = time.perf_counter(), cell.get("id", "?")
+        try:
+            client.execute_cell(cell, index)
+        except Exception as error:  # a time-out or a dead kernel: this notebook stops here
+            first_line = (str(error).splitlines() or [""])[0]
+            failures.append(Failure(name, index, cell_id, phase, f"{type(error).__name__}: {first_line}"))
+            raise _Stopped from error
+        finally:
+            spent[index] = spent.get(index, 0.0) + time.perf_counter() - started
         error = _error(cell.outputs)
-        cell_id = cell.get("id", "?")
         if error:
             failures.append(Failure(name, index, cell_id, phase, error))
             return False
@@ -127,7 +137,7 @@ def run_notebook(path: str, timeout: int = CELL_TIMEOUT) -> tuple[str, list[Fail
                                         f"{''.join(first[index])[:200]!r} then {''.join(shown)[:200]!r}"))
         return True
 
-    with client.setup_kernel():
+    with client.setup_kernel(), contextlib.suppress(_Stopped):
         for index, cell in cells:
             if run(index, cell, "first run"):
                 run(index, cell, "run twice in a row")
