@@ -17,7 +17,9 @@ they take most of the time, and the repeated run has already shown that they can
 Without CUDA the bench helper uses its ``quick`` preset (``TORCHCOURSE_BENCH=quick`` forces it).
 
 Notebooks run in parallel, ``--jobs`` kernels at a time (default 3), in the strict environment of
-``make test`` (``TORCHCOURSE_STRICT=1 PYTHONHASHSEED=0``). ``make test-rerun`` runs it; exit 1 on failure.
+``make test`` (``TORCHCOURSE_STRICT=1 PYTHONHASHSEED=0``); each kernel is killed at the end, as nbval
+does (the next kernel's ``tc.workdir()`` removes the scratch folders of dead kernels). ``make test-rerun``
+runs it; it exits 1 on any failure.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def run_notebook(path: str, timeout: int = CELL_TIMEOUT) -> tuple[str, list[Fail
     name = str(Path(path).resolve().relative_to(ROOT)) if Path(path).resolve().is_relative_to(ROOT) else path
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                             extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no "running over TCP" line
+                            shutdown_kernel="immediate",  # as nbval does: a graceful stop waits seconds per kernel
                             resources={"metadata": {"path": str(Path(path).resolve().parent)}})
     sanitize = _sanitizers()
     failures: list[Failure] = []
