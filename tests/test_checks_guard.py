@@ -473,8 +473,11 @@ def test_the_default_device_context_is_restored_exactly(double, context):
         assert getattr(holder, "device_context", "absent") is before
         assert torch.get_default_device() == torch.device("cpu")
     finally:
+        if context == "set":
+            torch.set_default_device(None)  # pops the DeviceContext mode that set_default_device pushed
         if had:
             holder.device_context = old
         elif hasattr(holder, "device_context"):
             del holder.device_context
         device_module.CURRENT_DEVICE = old_current
+        assert not any(type(m).__name__ == "DeviceContext" for m in torch.overrides._get_current_function_mode_stack())

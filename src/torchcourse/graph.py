@@ -75,14 +75,14 @@ def format_graph(root: torch.Tensor | Any, names: Mapping[str, torch.Tensor] | N
         return "(no grad_fn: a leaf or a tensor that needs no gradient)"
     names = names or {}
     lines: list[str] = []
-    shown: set[int] = set()
+    shown: dict[int, Any] = {}  # keeps each node alive: an id must not be reused by a later wrapper
 
     def visit(node: Any, indent: int) -> None:
         again = _key(node) in shown
         lines.append("    " * indent + _label(node, names) + (" (shown above)" if again else ""))
         if again:
             return
-        shown.add(_key(node))
+        shown[_key(node)] = node
         for child, _ in node.next_functions:
             if child is not None:
                 visit(child, indent + 1)

@@ -125,7 +125,7 @@ def _shown(text: str, match: str, show: bool | str) -> str:
     """What an expected error or warning prints: its first line, or with ``show="match"`` only the part that
     ``match`` matched (the stable part, where the wording around it differs between torch releases). A group
     named ``varies`` in ``match`` marks text that some releases add (``Sigmoid(?P<varies>Backward0)?``): it is
-    left out of what is printed, so the line is the same on every release."""
+    left out of what is printed, so the line is the same on every release. A trailing "…" is always printed."""
     if show != "match":
         return _first_line(text)
     found = re.search(match, text)
@@ -133,7 +133,9 @@ def _shown(text: str, match: str, show: bool | str) -> str:
     if "varies" in found.re.groupindex and found.group("varies"):
         start, end = (position - found.start() for position in found.span("varies"))
         shown = shown[:start] + shown[end:]
-    return ("…" if found.start() else "") + _first_line(shown) + ("…" if found.end() < len(text.rstrip()) else "")
+    # "…" marks what is left out: always after (releases differ in what follows), before where the match is
+    # not the message's start
+    return ("…" if found.start() else "") + _first_line(shown) + "…"
 
 
 def _kinds(kind: type | tuple[type, ...]) -> str:

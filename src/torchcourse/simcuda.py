@@ -58,7 +58,7 @@ class SimulatedDeviceError(TypeError):
 
 
 _MISMATCH_TEXT = re.compile(
-    r"same device|found at least two devices|expected device|but got \w+ device|device mismatch|"
+    r"same device|found at least two devices|found two different devices|expected device|but got \w+ device|device mismatch|"
     r"on the same device as the indexed tensor|can't convert cuda",
     re.IGNORECASE,
 )
@@ -68,9 +68,11 @@ def classify(error: BaseException | None) -> str:
     """:data:`MISMATCH` when the error proves devices were mixed, else :data:`INCONCLUSIVE` (:data:`ERROR` for None)."""
     if error is None:
         return ERROR
-    from torch._subclasses.fake_tensor import FakeTensorDeviceMismatchError
+    from torch._subclasses import fake_tensor
 
-    if isinstance(error, (FakeTensorDeviceMismatchError, SimulatedDeviceError)):
+    # torch 2.11 raises a plain RuntimeError ("... found two different devices"); later releases a subclass
+    mismatch = getattr(fake_tensor, "FakeTensorDeviceMismatchError", SimulatedDeviceError)
+    if isinstance(error, (mismatch, SimulatedDeviceError)):
         return MISMATCH
     if isinstance(error, SimulationLimit):
         return INCONCLUSIVE
