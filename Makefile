@@ -42,6 +42,12 @@ test: lint
 	$(RUN) TORCHCOURSE_TRACE_DIR="$$records" $(PY) -m pytest -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions tests && \
 	TORCHCOURSE_COVERAGE_RECORDS="$$records" $(PY) -m pytest -q tests/test_coverage.py -k every_row
 
+# Every cell can be run again (docs/authoring.md): each code cell twice in a row, then Run All once more in the
+# same kernel, for every lesson and solution (or RERUN_ARGS=NB.ipynb), RERUN_JOBS kernels at a time (tools/rerun.py).
+.PHONY: test-rerun
+test-rerun: install
+	$(RUN) $(PY) tools/rerun.py --slowest 5 $(RERUN_ARGS)
+
 # JupyterLab driven by headless Chromium (tests/browser; needs /usr/bin/chromium or TORCHCOURSE_CHROMIUM).
 test-browser: install
 	$(PY) -m pytest -p no:cacheprovider -q -rs tests/browser

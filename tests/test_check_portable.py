@@ -87,3 +87,56 @@ def test_the_check_finds_what_the_issue_found_in_the_first_edition(tmp_path):
     path = _notebook(tmp_path, [('seen = []\nbenchmark.Timer(stmt="seen.append(torch.get_num_threads())").timeit(3)\n'
                                  "(set(seen), set(seen_all))", "({1}, {2})", [])])
     assert "get_num_threads" in check_portable.check(path)[0].reason
+
+
+rerun_reasons = check_portable.rerun_reasons
+
+RERUN_OFFENDERS = {  # each one fails, or shows something else, when the cell runs a second time (issue #22)
+    "a bare mkdir": 'pets = tc.workdir() / "pets"\npets.mkdir()',
+    "mkdir with parents only": '(root / "MNIST" / "raw").mkdir(parents=True)',
+    "os.makedirs": 'os.makedirs(tc.workdir() / "a" / "b")',
+    "a counter made elsewhere": "calls += 1\nassert calls == 1",
+    "a list made elsewhere": "seen.append(grad)\nassert len(seen) == 1",
+    "a tuple grown in place (00.3)": "a += (9, 1.5)\nassert a == (1, 2, 3, 1, 9, 1.5)",
+    "backward through an old graph (02.1)": "loss.backward()\nassert w1.grad is not None",
+    "backward through an old graph's sum (02.2)": "y.sum().backward()\nassert x.grad.tolist() == [2.0, 4.0]",
+    "files written and counted": 'torch.save(t, folder / "t.pt")\nassert len(os.listdir(folder)) == 1',
+}
+
+RERUN_FINE = {
+    "mkdir with exist_ok": '(tc.workdir() / "a").mkdir(parents=True, exist_ok=True)',
+    "a folder under a fresh one": 'root = tc.fresh_dir("data")\n(root / "raw").mkdir()',
+    "a fresh folder, written and listed": 'pets = tc.fresh_dir("pets")\n(pets / "a.txt").write_text("a")\n'
+                                          "sorted(os.listdir(pets))",
+    "a counter the cell makes": "calls = 0\nfor _ in range(3):\n    calls += 1\nassert calls == 3",
+    "a list the cell makes": "seen = []\nh = y.register_hook(seen.append)\nseen.append(1)\nassert len(seen) == 1",
+    "a graph the cell builds": "y = x * x\ny.sum().backward()\nassert x.grad is not None",
+    "a graph a call builds": "F.mse_loss(model(x), target).backward()\nassert w.grad is not None",
+    "torch.autograd.backward": "torch.autograd.backward(x * x, grad_tensors=torch.ones(2))",
+    "a retained graph": "z.backward(retain_graph=True)",
+    "a graph built in a function": "def step(model):\n    loss = model(x).sum()\n    loss.backward()\n",
+    "a parameter's graph": "def weight_grad(loss):\n    loss.backward()\n",
+    "magics": "%timeit x + 1",
+}
+
+
+@pytest.mark.parametrize("name", RERUN_OFFENDERS)
+def test_rerun_offenders_are_found(name):
+    found = rerun_reasons(RERUN_OFFENDERS[name])
+    assert found and all(r.startswith(check_portable.RERUN) for r in found), name
+
+
+@pytest.mark.parametrize("name", RERUN_FINE)
+def test_cells_that_can_run_again_pass(name):
+    assert rerun_reasons(RERUN_FINE[name]) == [], name
+
+
+def test_rerun_findings_ignore_the_output_marker_and_respect_their_tag(tmp_path, capsys):
+    source = RERUN_OFFENDERS["a bare mkdir"]
+    path = _notebook(tmp_path, [("# NBVAL_IGNORE_OUTPUT\n" + source, "", []), (source, "", ["portable"]),
+                                (source, "", ["rerun-reviewed"])])
+    assert [o.cell for o in check_portable.check(path)] == [0, 1]
+    assert check_portable.main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "mkdir() without exist_ok=True" in out and "Every cell can be run again" in out
+    assert "machine-dependent" not in out

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from torchcourse import lesson
-from torchcourse.lesson import expect_error, expect_warning, same_memory, setup, workdir
+from torchcourse.lesson import expect_error, expect_warning, fresh_dir, same_memory, setup, workdir
 
 
 def test_setup_seeds_torch():
@@ -99,3 +99,16 @@ def test_same_memory_tells_views_from_copies():
     base = torch.arange(6.0)
     assert same_memory(base[2:], base) and same_memory(base.view(2, 3).t(), base)
     assert not same_memory(base.clone(), base) and not same_memory(base[[0, 1]], base)
+
+
+def test_fresh_dir_is_empty_on_every_call():
+    folder = fresh_dir("rerun/data")
+    assert folder == workdir() / "rerun" / "data" and folder.is_dir() and not any(folder.iterdir())
+    (folder / "a.txt").write_text("a")
+    assert fresh_dir("rerun/data") == folder and not any(folder.iterdir())  # a cell run again starts empty
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../outside", "/tmp/elsewhere"])
+def test_fresh_dir_stays_inside_the_workdir(name):
+    with pytest.raises(ValueError, match="inside tc.workdir"):
+        fresh_dir(name)

@@ -13,9 +13,16 @@ committed output and no ignore marker that
   (on a GPU its repr gains ``device='cuda:0'``);
 - or already show something device-specific in their committed output ("CUDA", "cuda:0", a thread count).
 
+It also flags cells that probably fail when run a second time (docs/authoring.md, "Every cell can be
+run again"), marker or not: a ``mkdir``/``makedirs`` without ``exist_ok=True`` in a cell that makes
+no fresh folder (``tc.fresh_dir``, ``mkdtemp``, ``TemporaryDirectory``); an ``assert`` on a name the
+cell changes in place (``n += 1``, ``seen.append(...)``) but does not make; a ``backward()`` through a
+graph made in another cell; a cell that writes files and lists a folder it did not make fresh.
+``make test-rerun`` holds the rule; this check points at the likely offenders before it runs.
+
 A cell the check flags wrongly is tagged ``portable`` (cell metadata ``"tags": ["portable"]``) after
-a review. ``python tools/check_portable.py [paths]`` prints one line per offender and exits 1 when
-there is any; ``make lint`` runs it over the lessons and solutions.
+a review (``rerun-reviewed`` for the rerun findings). ``python tools/check_portable.py [paths]``
+prints one line per offender and exits 1 when there is any; ``make lint`` runs it over the lessons and solutions.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 IGNORE_MARKER = "# NBVAL_IGNORE_OUTPUT"
 REVIEWED_TAG = "portable"
+RERUN_REVIEWED_TAG = "rerun-reviewed"
+RERUN = "run again: "  # the prefix of the rerun findings
 
 #: Names whose value differs between machines when it reaches the output.
 MACHINE_FACTS = re.compile(
@@ -178,17 +187,103 @@ def cell_reasons(source: str, output: str) -> list[str]:
     return reasons
 
 
+#: Calls that make a fresh, empty folder: a ``mkdir`` below one of them cannot find its folder there.
+FRESH_FOLDER = re.compile(r"\bfresh_dir\(|\bmkdtemp\(|TemporaryDirectory\(")
+#: Methods that change their object in place, when called as a statement.
+MUTATORS = {"append", "extend", "insert", "add", "update", "setdefault"}
+#: Module names, not graphs: ``torch.autograd.backward(...)``.
+MODULES = {"torch", "autograd", "nn", "F", "tc", "np"}
+#: Calls that list a folder, and calls that write a file.
+LISTS_FOLDER = re.compile(r"\b(listdir|iterdir|scandir|r?glob|events_files)\(")
+WRITES_FILE = re.compile(r"\.(write_text|write_bytes|save|savefig|mkdir)\(|\bopen\(.*[\"']w|torch\.save\(")
+
+
+def _bound(tree: ast.AST) -> set[str]:
+    """Names the cell binds afresh (assignment, loop, with, import, def), not by changing them in place."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.For, ast.With, ast.comprehension)):
+            targets = node.targets if isinstance(node, ast.Assign) else [
+                node.target if not isinstance(node, ast.With) else None]
+            if isinstance(node, ast.With):
+                targets = [item.optional_vars for item in node.items if item.optional_vars is not None]
+            names.update(n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.NamedExpr):
+            names.add(node.target.id)
+        elif isinstance(node, ast.arguments):
+            names.update(a.arg for a in [*node.posonlyargs, *node.args, *node.kwonlyargs, node.vararg, node.kwarg] if a)
+    return names
+
+
+def _old_graph(node: ast.AST) -> str | None:
+    """The name in ``y.backward()``, ``y.sum().backward()``, ``out[0].backward()``: a graph read from a variable.
+
+    A receiver computed by a call with arguments (``F.mse_loss(model(x), y)``, ``scaler.scale(loss)``) is a
+    new graph, and is not reported.
+    """
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        if isinstance(node, ast.Call):
+            if node.args or node.keywords or not isinstance(node.func, ast.Attribute):
+                return None
+            node = node.func
+        node = node.value
+    return node.id if isinstance(node, ast.Name) and node.id not in MODULES else None
+
+
+def rerun_reasons(source: str) -> list[str]:
+    """Why this cell probably fails, or shows something else, when it runs a second time (empty: it looks fine)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
+    fresh, bound, reasons = FRESH_FOLDER.search(code), _bound(tree), []
+    changed: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not fresh and (
+                node.func.attr in {"mkdir", "makedirs"}) and not any(
+                k.arg == "exist_ok" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in node.keywords):
+            reasons.append(f"{RERUN}{node.func.attr}() without exist_ok=True: a second run raises FileExistsError "
+                           "(or make the folder with tc.fresh_dir)")
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            changed.add(node.target.id)
+        call = node.value if isinstance(node, ast.Expr) else None
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute):
+            root = _old_graph(call.func.value)
+            if call.func.attr in MUTATORS and isinstance(call.func.value, ast.Name):
+                changed.add(call.func.value.id)
+            if call.func.attr == "backward" and root and root not in bound and not any(
+                    k.arg == "retain_graph" for k in call.keywords):
+                reasons.append(f"{RERUN}backward() through {root}, a graph made in another cell: a second run "
+                               "finds it freed (rebuild it in this cell)")
+    asserted = {n.id for a in ast.walk(tree) if isinstance(a, ast.Assert) for n in ast.walk(a.test)
+                if isinstance(n, ast.Name)}
+    for name in sorted((changed & asserted) - bound):
+        reasons.append(f"{RERUN}asserts on {name}, which it changes in place but another cell made: a second run "
+                       "sees it changed twice (make it in this cell)")
+    if not fresh and LISTS_FOLDER.search(code) and WRITES_FILE.search(code):
+        reasons.append(f"{RERUN}writes files and lists a folder it did not make fresh: a second run lists more "
+                       "(tc.fresh_dir)")
+    return reasons
+
+
 def check(path: Path) -> list[Offender]:
     """The likely offenders of one notebook."""
     nb = nbformat.read(path, as_version=4)
     found = []
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or cell.source.lstrip().startswith(IGNORE_MARKER):
+        if cell.cell_type != "code":
             continue
         tags = cell.metadata.get("tags", [])
-        if REVIEWED_TAG in tags or "nbval-ignore-output" in tags or "nbval-skip" in tags:
-            continue
-        reasons = cell_reasons(cell.source, _output_text(cell))
+        reasons = [] if RERUN_REVIEWED_TAG in tags else rerun_reasons(cell.source)
+        if not (cell.source.lstrip().startswith(IGNORE_MARKER) or REVIEWED_TAG in tags
+                or "nbval-ignore-output" in tags or "nbval-skip" in tags):
+            reasons = cell_reasons(cell.source, _output_text(cell)) + reasons
         if reasons:
             found.append(Offender(path, index, "; ".join(reasons), cell.source.splitlines()[0]))
     return found
@@ -202,10 +297,15 @@ def main(argv: list[str]) -> int:
     for offender in offenders:
         print(offender if not offender.path.is_relative_to(ROOT) else
               Offender(offender.path.relative_to(ROOT), offender.cell, offender.reason, offender.first_line))
-    if offenders:
-        print(f"{len(offenders)} cell(s) may print machine-dependent output: start them with {IGNORE_MARKER} "
+    rerun = sum(RERUN in o.reason for o in offenders)
+    if len(offenders) > rerun:
+        print(f"{len(offenders) - rerun} cell(s) may print machine-dependent output: start them with {IGNORE_MARKER} "
               f"(and assert the truth), print a device-neutral fact, or, after review, tag the cell "
               f"{REVIEWED_TAG!r}. See docs/authoring.md, 'The portable rule'.")
+    if rerun:
+        print(f"{rerun} cell(s) may fail when run again: make what they need in the cell itself, or, after review "
+              f"(make test-rerun passes), tag the cell {RERUN_REVIEWED_TAG!r}. "
+              f"See docs/authoring.md, 'Every cell can be run again'.")
     return 1 if offenders else 0
 
 

@@ -5,7 +5,7 @@ from typing import Any
 from . import devices as _devices
 from .bench import bench, sizes
 from .devices import cuda_available, devices, environment_report, run_on_devices, synchronize
-from .lesson import expect_error, expect_retired, expect_warning, same_memory, setup, workdir
+from .lesson import expect_error, expect_retired, expect_warning, fresh_dir, same_memory, setup, workdir
 
 __version__ = "0.1.0"
 
@@ -25,6 +25,7 @@ __all__ = [
     "expect_error",
     "expect_retired",
     "expect_warning",
+    "fresh_dir",
     "run_on_devices",
     "same_memory",
     "setup",

@@ -20,7 +20,7 @@ import torch
 from . import tracing
 from .devices import EnvironmentReport, environment_report
 
-__all__ = ["Caught", "expect_error", "expect_retired", "expect_warning", "same_memory", "setup", "workdir"]
+__all__ = ["Caught", "expect_error", "expect_retired", "expect_warning", "fresh_dir", "same_memory", "setup", "workdir"]
 
 _WORKDIR: Path | None = None
 
@@ -65,6 +65,22 @@ def workdir() -> Path:
         _WORKDIR = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
         atexit.register(shutil.rmtree, _WORKDIR, ignore_errors=True)
     return _WORKDIR
+
+
+def fresh_dir(name: str) -> Path:
+    """The empty folder ``workdir() / name``, emptied and made again on every call.
+
+    A cell that fills a folder and then counts or lists what is in it calls this, so running the
+    cell again starts from the same empty folder (docs/authoring.md, "Every cell can be run again").
+    ``name`` may hold ``/`` but must stay inside the work folder.
+    """
+    base = workdir().resolve()
+    folder = (base / name).resolve()
+    if folder == base or base not in folder.parents:
+        raise ValueError(f"fresh_dir({name!r}) must name a folder inside tc.workdir()")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return workdir() / name
 
 
 def _remove_orphans() -> None:

@@ -58,8 +58,8 @@ class SimulatedDeviceError(TypeError):
 
 
 _MISMATCH_TEXT = re.compile(
-    r"same device|found at least two devices|found two different devices|expected device|but got \w+ device|device mismatch|"
-    r"on the same device as the indexed tensor|can't convert cuda",
+    r"same device|found at least two devices|found two different devices|expected device|but got \w+ device|"
+    r"device mismatch|on the same device as the indexed tensor|can't convert cuda",
     re.IGNORECASE,
 )
 
