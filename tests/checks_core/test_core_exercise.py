@@ -1,4 +1,5 @@
-"""The check framework on a toy chapter: comparison order, feedback, structure checks, modes."""
+"""The exercise and the outcome (checks/core/exercise.py, compare.py, outcome.py, chapter.py) on a toy chapter:
+comparison order, feedback, structure checks, modes."""
 
 from __future__ import annotations
 
@@ -7,17 +8,9 @@ import json
 import pytest
 import torch
 
-from torchcourse.checks.core import Chapter, CheckFailed, Mismatch, Report, Status, compare
+from torchcourse.checks.core import CheckFailed, Mismatch, Report, Status, compare
 
-
-def _vectors(generator, device):
-    n = int(torch.randint(3, 8, (1,), generator=generator))
-    return (torch.randn(n, generator=generator).to(device),)
-
-
-@pytest.fixture
-def chapter() -> Chapter:
-    return Chapter("99_toy", "Toy")
+from .conftest import vectors as _vectors
 
 
 @pytest.fixture
