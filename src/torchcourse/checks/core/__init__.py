@@ -104,6 +104,7 @@ from .state import (
     _restore,
     _state_changes,
     _write_device_context,
+    warm_up,
 )
 from .values import _clone, _holds_modules, _modules, _printed, _size, _tensors, clone_case, same_storage, show
 
@@ -117,6 +118,7 @@ __all__ = [
     "check_second_device",
     "strict",
     "time_scale",
+    "warm_up",
     "warm_up_meta",
     "CheckFailed",
     "Chapter",

@@ -7,14 +7,12 @@ whose result or whose operations end up on another one.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import TYPE_CHECKING
 
-import torch
-
 from .guard import call_answer
 from .outcome import Mismatch, NotAttempted, StateChanged, TimedOut
+from .state import warm_up
 from .values import _tensors, clone_case
 
 if TYPE_CHECKING:
@@ -28,13 +26,9 @@ _DEVICE_ERROR = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=1)
 def warm_up_meta() -> None:
-    """Pay torch's one-time cost of the first meta operation (it imports its meta kernels: seconds on a
-    loaded machine) outside any time limit."""
-    x = torch.ones(2, 2, device="meta")
-    ((x @ x + 1).sum(0) / 2).exp()
-    torch.tensor([1.0], device="meta").view(1, -1)
+    """Pay torch's one-time cost of the first meta operation outside any time limit (see :func:`.state.warm_up`)."""
+    warm_up()
 
 
 def check_second_device(exercise: Exercise, guard: _Guarded, trial: int) -> None:

@@ -20,7 +20,7 @@ from .guard import _ACTIVE, _Guarded, call_answer
 from .inputs import _input_changes, _input_state
 from .instructions import check_instructions
 from .outcome import CheckFailed, Mismatch, NotAttempted, Outcome, Status, Text, TimedOut, _append_to_grade_file, strict
-from .state import _global_state, _restore
+from .state import _global_state, _restore, warm_up
 from .values import _printed, _size, _tensors, clone_case, same_storage, show
 
 if TYPE_CHECKING:
@@ -163,6 +163,7 @@ class Exercise:
         guard = _Guarded(answer, self)
         run_on = [d for d in (self.on or devices()) if d in devices()]
         failures: list[_Failure] = []
+        warm_up()
         saved = _global_state()
         _ACTIVE.append(guard)
         try:

@@ -24,7 +24,7 @@ import torch
 from .compare import describe
 from .instructions import _as_uses, _Patches, _Recorder
 from .outcome import Mismatch, NotAttempted, StateChanged, TimedOut
-from .state import _global_state, _restore, _state_changes
+from .state import _global_state, _restore, _state_changes, warm_up
 
 if TYPE_CHECKING:
     from .exercise import Exercise
@@ -199,6 +199,7 @@ def call_answer(answer: Callable[..., Any], *args: Any, _guard: _Guarded | None 
     exercise = guard.exercise
     limit = (exercise.time_limit if exercise and exercise.time_limit else DEFAULT_TIME_LIMIT) * time_scale()
     global_rng = exercise.global_rng if exercise else True
+    warm_up()
     before = _global_state()
     recorder = _Recorder()
     patches: _Patches | None = None

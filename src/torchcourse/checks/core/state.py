@@ -8,6 +8,9 @@ is never blamed on the learner.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import os
 from typing import Any
 
@@ -19,6 +22,38 @@ from torch._tensor_str import PRINT_OPTS
 # Global state a learner's function could change: how to read it and how to put it back.
 def _read_default_device() -> Any:
     return torch.get_default_device()
+
+
+@functools.lru_cache(maxsize=1)
+def warm_up() -> None:
+    """Let torch do its one-time lazy set-up now, before any global state is recorded.
+
+    Some of torch's global state changes by itself on first use: the first optimizer of a session
+    imports ``torch._dynamo``, which sets ``TORCHINDUCTOR_CACHE_DIR`` in the environment; the first
+    meta operation imports the meta kernels (seconds on a loaded machine). Done here, once per
+    process and outside any time limit, none of it is ever blamed on the learner's function.
+    """
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        for step in (_warm_dynamo, _warm_optimizer, _warm_meta):
+            with contextlib.suppress(Exception):
+                step()
+
+
+def _warm_dynamo() -> None:
+    import torch._dynamo  # noqa: F401 - what torch.optim and torch.compile import on first use
+
+
+def _warm_optimizer() -> None:
+    weight = torch.zeros(2, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    weight.sum().backward()
+    optimizer.step()
+
+
+def _warm_meta() -> None:
+    x = torch.ones(2, 2, device="meta")
+    ((x @ x + 1).sum(0) / 2).exp()
+    torch.tensor([1.0], device="meta").view(1, -1)
 
 
 _ABSENT = object()  # "the attribute did not exist": restored by deleting it, never by writing None
