@@ -53,7 +53,7 @@ def test_a_forbidden_call_and_a_counted_one(chapter):
         (g,) = torch.autograd.grad((x * x * k).sum(), x)
         return g
 
-    _incorrect(ex, with_autograd, "rules this out", "autograd.grad")
+    _incorrect(ex, with_autograd, "rules this out", "`torch.autograd.grad`")
 
     def twice(x, k):
         x = x.detach().requires_grad_()

@@ -222,5 +222,35 @@ def _compare(actual: Any, expected: Any, where: str, atol: float | None, rtol: f
             raise Mismatch(f"{where}: expected a str, got {describe(actual)}.")
         if values and actual != expected:
             raise Mismatch(f"{where}: the text is not right.")
+    elif _is_numpy(expected):
+        _compare_numpy(actual, expected, where, atol, rtol, values)
     elif values and not (actual is expected or bool(actual == expected)):
         raise Mismatch(f"{where}: the value is not right ({describe(actual)}).")
+
+
+def _is_numpy(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and hasattr(value, "dtype") and hasattr(value, "shape")
+
+
+def _compare_numpy(actual: Any, expected: Any, where: str, atol: float | None, rtol: float | None,
+                   values: bool) -> None:
+    """A NumPy array or scalar: the same kind, shape and dtype, then the values (compared as tensors)."""
+    import numpy as np
+
+    kind = "NumPy array (numpy.ndarray)" if isinstance(expected, np.ndarray) else f"NumPy {type(expected).__name__}"
+    if not _is_numpy(actual) or isinstance(actual, np.ndarray) != isinstance(expected, np.ndarray):
+        hint = " .numpy() (after .detach().cpu()) gives one." if isinstance(actual, torch.Tensor) else ""
+        raise Mismatch(f"{where}: expected a {kind}, got {describe(actual)}.{hint}")
+    if actual.shape != expected.shape:
+        raise Mismatch(f"{where}: wrong shape. Expected {tuple(expected.shape)}, got {tuple(actual.shape)}.")
+    if actual.dtype != expected.dtype:
+        raise Mismatch(f"{where}: wrong dtype. Expected {expected.dtype}, got {actual.dtype}.")
+    if not values:
+        return
+    try:
+        a, e = torch.from_numpy(np.array(actual, copy=True)), torch.from_numpy(np.array(expected, copy=True))
+    except TypeError:  # a dtype torch does not have (strings, objects): plain equality
+        if not np.array_equal(actual, expected):
+            raise Mismatch(f"{where}: the values are not right.") from None
+        return
+    _compare_tensors(a, e, where, atol, rtol, values)

@@ -155,6 +155,8 @@ class _Guarded:
         names = [n for item in (*(exercise.requires if exercise else ()), *(exercise.forbids if exercise else ()))
                  for n in _as_uses(item).names]
         self.patch_names = names
+        self.context: Callable[[], Any] | None = None  # entered around each call (the simulated GPU)
+        self.simulation_off = False  # the simulated GPU timed out once: not again for this check
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.answer, name)
@@ -167,7 +169,7 @@ _ACTIVE: list[_Guarded] = []
 
 
 def last_calls() -> collections.Counter[Any]:
-    """The calls the learner's function made in the check's last call of it (for ``properties``)."""
+    """The calls the learner's code made in the case being checked so far (for ``properties``)."""
     return _ACTIVE[-1].calls if _ACTIVE else collections.Counter()
 
 
@@ -208,7 +210,8 @@ def call_answer(answer: Callable[..., Any], *args: Any, _guard: _Guarded | None 
     outcome: tuple[str, Any] = ("none", None)
     try:
         try:
-            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            around = guard.context() if guard.context is not None else contextlib.nullcontext()
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed), around:
                 if guard.patch_names:
                     patches = _Patches(guard.patch_names, recorder)
                     recorder.__enter__()
@@ -230,7 +233,7 @@ def call_answer(answer: Callable[..., Any], *args: Any, _guard: _Guarded | None 
         outcome = ("error", error)
     after = _global_state()
     _restore(before)
-    guard.calls = recorder.calls
+    guard.calls.update(recorder.calls)  # the calls of every call in this case (a judge may call several times)
     guard.printed = (guard.printed + printed.getvalue())[-20_000:]
     kind, value = outcome
     if kind == "timeout":

@@ -183,13 +183,19 @@ def check_instructions(requires: Sequence[Any], forbids: Sequence[Any], calls: c
         made = sum(calls[k] for k in _keys_for(uses))
         want = uses.count(*case) if callable(uses.count) else uses.count
         if made == 0 or (want is not None and made != want):
-            times = "never" if made == 0 else f"{made} times, not {want}"
-            raise Mismatch(f"The values are right, but the statement says to {uses.instruction}: your "
-                           f"function called it {times}." if made else
-                           f"The values are right, but the statement says to {uses.instruction}: your "
-                           "function never called it.")
+            times = "never called it" if made == 0 else f"called it {made} times, not {want}"
+            raise Mismatch(f"The values are right, but the statement says to {uses.instruction}: your code {times}.")
     for item in forbids:
         uses = _as_uses(item)
         if sum(calls[k] for k in _keys_for(uses)):
-            raise Mismatch(f"The values are right, but the statement rules this out: {uses.instruction} is "
-                           "what your function called.")
+            called = [_display(n) for n in uses.names if sum(calls[k] for k in _keys_for(Uses(n)))]
+            raise Mismatch(f"The values are right, but the statement rules this out ({uses.instruction}): your code "
+                           f"called {', '.join(dict.fromkeys(called))}.")
+
+
+def _display(name: str) -> str:
+    """A dotted name as a learner writes it: ``F.batch_norm``, ``nn.BatchNorm2d``, ``torch.optim.SGD``."""
+    for prefix, short in (("torch.nn.functional.", "F."), ("torch.nn.", "nn."), ("torch.Tensor.", "Tensor.")):
+        if name.startswith(prefix):
+            return f"`{short}{name.removeprefix(prefix)}`"
+    return f"`{name}`"
