@@ -8,7 +8,9 @@ NaN, the wrong device, and checks that strict mode raises.
 from __future__ import annotations
 
 import collections
+import functools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -98,6 +100,23 @@ def test_reference_is_correct_in_a_fresh_process(name: str):
     wrong = {id_: message for id_, (status, points, most, message) in results.items()
              if status != "correct" or points != most or most <= 0}
     assert not wrong, "\n\n".join(f"{id_}: {message}" for id_, message in wrong.items())
+
+
+INSTRUCTED = [ex for ex in EXERCISES if ex.requires or ex.forbids]
+
+
+@pytest.mark.parametrize("ex", INSTRUCTED, ids=[f"{ex.chapter.name}-{ex.id}" for ex in INSTRUCTED])
+def test_the_solution_shown_follows_the_instructions(ex: Exercise):
+    """The reference may be PyTorch itself (the ground truth), exempt from the statement's instructions; the
+    solution a learner is shown is not: it is graded as an answer, instructions included."""
+    if ex.solution_code:
+        namespace = {"torch": torch, "nn": torch.nn, "F": torch.nn.functional, "math": math}
+        exec(ex.solution_code, namespace)  # noqa: S102 - the course's own solution text
+        answer = namespace[ex.reference.__name__]
+    else:
+        answer = functools.wraps(ex.reference)(lambda *args, **kwargs: ex.reference(*args, **kwargs))
+    outcome = ex.grade(answer)
+    assert outcome.status is Status.CORRECT, outcome.message
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
