@@ -346,9 +346,20 @@ def _variance_form(batches):
     return [mean, std.pow(2).sqrt()]
 
 
-@pytest.mark.parametrize("answer", [_concatenated, _welford_like, _variance_form])
+def _per_batch_sums(batches):
+    sums = [(b.double().sum((0, 2, 3)), b.double().pow(2).sum((0, 2, 3)), b.numel() // b.shape[1]) for b in batches]
+    n = sum(c for _, _, c in sums)
+    mean = sum(s for s, _, _ in sums) / n
+    return mean, (sum(q for _, q, _ in sums) / n - mean**2).sqrt()
+
+
+@pytest.mark.parametrize("answer", [_per_batch_sums, _welford_like, _variance_form])
 def test_q5_other_correct_answers(answer):
     accepted(data.q5, answer)
+
+
+def test_q5_concatenating_is_ruled_out():
+    rejected(data.q5, _concatenated, "without concatenating them", "`torch.cat`")
 
 
 # --- q6 · transform pipeline ----------------------------------------------------------------------

@@ -73,6 +73,8 @@ from .guard import (
 )
 from .inputs import _input_changes, _input_state, _same_grad
 from .instructions import (
+    GRAPH,
+    NO_GRAPH,
     Uses,
     _as_uses,
     _call_key,
@@ -82,6 +84,7 @@ from .instructions import (
     _Recorder,
     _resolve,
     check_instructions,
+    python_loop,
 )
 from .outcome import (
     CheckFailed,
@@ -132,6 +135,8 @@ __all__ = [
     "Status",
     "TimeLimitExceeded",
     "TimedOut",
+    "NO_GRAPH",
+    "NO_GRAPH",
     "Uses",
     "call_answer",
     "clone_case",

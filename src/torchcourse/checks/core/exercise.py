@@ -19,7 +19,7 @@ from .compare import compare, describe
 from .device import check_second_device, second_device_name
 from .guard import _ACTIVE, _Guarded, call_answer
 from .inputs import _input_changes, _input_state
-from .instructions import check_instructions
+from .instructions import check_instructions, python_loop
 from .outcome import CheckFailed, Mismatch, NotAttempted, Outcome, Status, Text, TimedOut, _append_to_grade_file, strict
 from .state import _global_state, _restore, warm_up
 from .values import _printed, _size, _tensors, clone_case, same_storage, show
@@ -69,7 +69,8 @@ class Exercise:
     also rejects drawing from the global random generator (reseeding it is always rejected).
     ``sets_grad`` allows the answer to fill the ``.grad`` of its inputs (it runs backward on them).
     ``second_device=False`` skips the extra run on the ``meta`` device. ``reseeds=True`` lets the answer
-    reseed the global generators (a ``worker_init_fn`` runs in a process of its own).
+    reseed the global generators (a ``worker_init_fn`` runs in a process of its own). ``loops=False``
+    rejects a Python loop or comprehension in the answer's own code (a statement's "no loops").
     """
 
     chapter: Chapter
@@ -97,6 +98,7 @@ class Exercise:
     sets_grad: bool = False
     second_device: bool | None = None
     reseeds: bool = False
+    loops: bool = True
     _hints_shown: int = field(default=0, init=False, repr=False)
 
     # -- learner-facing --------------------------------------------------------------------
@@ -247,6 +249,11 @@ class Exercise:
         if guard.answer is self.reference:  # PyTorch itself, as the ground truth: the instructions bind answers
             return
         check_instructions(self.requires, self.forbids, guard.calls, case)
+        if not self.loops:
+            loop = python_loop(guard.answer)
+            if loop:
+                raise Mismatch(f"The values are right, but the statement says no Python loops: your function has "
+                               f"{loop}. Express it with tensor operations over whole dimensions.")
 
     def _check_second_device(self, guard: _Guarded, trial: int) -> None:
         """Run once more with the inputs on a second device (:mod:`.device`)."""

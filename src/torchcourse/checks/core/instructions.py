@@ -8,8 +8,10 @@ classes no mode sees. :func:`check_instructions` turns the counts into feedback.
 from __future__ import annotations
 
 import collections
+import dis
 import functools
 import importlib
+import inspect
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +36,25 @@ class _Recorder(torch.overrides.TorchFunctionMode):
         key = self.aliases.get(id(func)) or _call_key(func)
         if not self.inside[id(key)]:
             self.calls[key] += 1
-        return func(*args, **(kwargs or {}))
+        result = func(*args, **(kwargs or {}))
+        if _records_graph(result):
+            self.calls[GRAPH] += 1
+        return result
+
+
+GRAPH = ("graph", "an operation that recorded an autograd graph")
+"""The call key counted for every operation of the learner's whose result has a ``grad_fn``."""
+
+NO_GRAPH = "<autograd graph>"
+"""A name for ``forbids=``: ``Uses(NO_GRAPH, says="compute it without recording an autograd graph")``."""
+
+
+def _records_graph(result: Any) -> bool:
+    if isinstance(result, torch.Tensor):
+        return result.grad_fn is not None
+    if isinstance(result, (tuple, list)):
+        return any(isinstance(r, torch.Tensor) and r.grad_fn is not None for r in result)
+    return False
 
 
 def _call_key(func: Any) -> Any:
@@ -167,6 +187,9 @@ class _Patches:
 def _keys_for(uses: Uses) -> set[Any]:
     keys: set[Any] = set()
     for name in uses.names:
+        if name == NO_GRAPH:
+            keys.add(GRAPH)
+            continue
         try:
             keys |= _keys_of(name)
         except Exception:  # noqa: BLE001, S112 - a name this torch lacks is never called
@@ -195,7 +218,44 @@ def check_instructions(requires: Sequence[Any], forbids: Sequence[Any], calls: c
 
 def _display(name: str) -> str:
     """A dotted name as a learner writes it: ``F.batch_norm``, ``nn.BatchNorm2d``, ``torch.optim.SGD``."""
+    if name == NO_GRAPH:
+        return "operations that recorded an autograd graph (their results have a grad_fn)"
     for prefix, short in (("torch.nn.functional.", "F."), ("torch.nn.", "nn."), ("torch.Tensor.", "Tensor.")):
         if name.startswith(prefix):
             return f"`{short}{name.removeprefix(prefix)}`"
     return f"`{name}`"
+
+
+_LOOP_OPS = {"FOR_ITER", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "GET_ANEXT"}
+
+
+def python_loop(function: Any) -> str | None:
+    """Where the learner's own code loops in Python (``for``, ``while``, a comprehension), in words; else None.
+
+    Read from the bytecode of the function and of the functions, lambdas and comprehensions it
+    defines; helpers it calls are not read.
+    """
+    code = getattr(inspect.unwrap(function), "__code__", None) if callable(function) else None
+    if code is None:
+        return None
+    return _loop_in(code, getattr(function, "__name__", "your function"))
+
+
+def _loop_in(code: types.CodeType, name: str) -> str | None:
+    lines = dict(dis.findlinestarts(code))
+    line = None
+    for instruction in dis.get_instructions(code):
+        if instruction.offset in lines and lines[instruction.offset] is not None:
+            line = lines[instruction.offset]
+        backward = (instruction.opname in ("JUMP_ABSOLUTE", "POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE")
+                    and isinstance(instruction.argval, int) and instruction.argval < instruction.offset)
+        if instruction.opname in _LOOP_OPS or "BACKWARD" in instruction.opname or backward:
+            kind = ("a comprehension" if code.co_name in ("<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>")
+                    else "a loop")
+            return f"{kind} (line {line} of {name})" if line else kind
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found = _loop_in(const, name)
+            if found:
+                return found
+    return None
