@@ -165,7 +165,8 @@ def test_q3_wrong_answers() -> None:
     rejected(ch.q3, lambda n, k, s, p, op, d: (n - 1) * s - 2 * p + k, "004")
     rejected(ch.q3, lambda n, k, s, p, op, d: (n - 1) * s - 2 * p + d * (k - 1) + 1, "output_padding")
     rejected(ch.q3, lambda n, k, s, p, op, d: (n + 2 * p - d * (k - 1) - 1) // s + 1, "convolution's formula")
-    rejected(ch.q3, lambda n, k, s, p, op, d: float((n - 1) * s - 2 * p + d * (k - 1) + op + 1) + 0.5, "whole number")
+    half_more = lambda n, k, s, p, op, d: float((n - 1) * s - 2 * p + d * (k - 1) + op + 1) + 0.5  # noqa: E731
+    rejected(ch.q3, half_more, "expected an int")
 
 
 # --- q4 · batch norm

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,3 +94,30 @@ def test_inputs_may_take_the_trial(chapter):
     ex = chapter.exercise("q6", "Neg", points=1, reference=torch.neg, inputs=by_trial, hints=["-"])
     assert ex.grade(torch.neg).status is Status.CORRECT
     assert {0, 1, 2} <= set(seen)
+
+
+# --- the type the statement names, exactly ---------------------------------------------------------------
+
+
+def test_a_list_is_not_a_tuple_and_a_float_is_not_an_int():
+    with pytest.raises(Mismatch, match="expected a tuple of 2 items, got a list"):
+        compare([1, 2], (1, 2))
+    with pytest.raises(Mismatch, match="expected a list of 2 items, got a tuple"):
+        compare((1, 2), [1, 2])
+    with pytest.raises(Mismatch, match="expected an int, got a float"):
+        compare(3.0, 3)
+    with pytest.raises(Mismatch, match="expected a Python number"):
+        compare(np.int64(3), 3)
+    with pytest.raises(Mismatch, match="expected a number, got str"):
+        compare("3", 3.0)
+    compare((1, 2.0), (1, 2.0))
+
+
+def test_numpy_results_are_compared_as_arrays():
+    compare(np.arange(3.0), np.arange(3.0))
+    with pytest.raises(Mismatch, match="wrong dtype"):
+        compare(np.arange(3.0, dtype=np.float32), np.arange(3.0))
+    with pytest.raises(Mismatch, match="expected a NumPy array"):
+        compare(torch.arange(3.0), np.arange(3.0))
+    with pytest.raises(Mismatch, match="values differ"):
+        compare(np.arange(3.0) * 2, np.arange(3.0))

@@ -69,3 +69,70 @@ def test_module_parameters_left_alone(chapter):
         return m(x).detach()
 
     _incorrect(ex, freezes, "parameter weight")
+
+
+# --- inputs beyond tensors: lists, dicts, a model's mode and state ------------------------------------
+
+
+def _lists(generator, device):
+    n = int(torch.randint(2, 5, (1,), generator=generator))
+    return ([torch.randn(3, generator=generator).to(device) for _ in range(n)],)
+
+
+def _popper(xs):
+    total = xs.pop()
+    while xs:
+        total = total + xs.pop()
+    return total
+
+
+def test_a_callers_list_emptied_is_named(chapter):
+    ex = chapter.exercise("q20", "Sum a list", points=1, reference=lambda xs: torch.stack(xs).sum(0), inputs=_lists,
+                          hints=["-"])
+    _incorrect(ex, _popper, "changed its input `xs`, a list", "held")
+    assert ex.grade(lambda xs: sum(xs[1:], xs[0])).status is Status.CORRECT
+    assert ex.grade(lambda xs: torch.stack(list(reversed(xs))).sum(0)).status is Status.CORRECT
+
+
+def _model_and_batch(generator, device):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(randint(generator))
+        model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Dropout(0.5))
+    return model.to(device), torch.randn(4, 3, generator=generator).to(device)
+
+
+def _predict(model, x):
+    was = model.training
+    model.eval()
+    try:
+        return model(x).detach()
+    finally:
+        model.train(was)
+
+
+def test_a_model_left_in_eval_mode_is_named(chapter):
+    ex = chapter.exercise("q21", "Predict", points=1, reference=_predict, inputs=_model_and_batch, hints=["-"])
+
+    def left_in_eval(model, x):
+        model.eval()
+        return model(x).detach()
+
+    _incorrect(ex, left_in_eval, "left the model `model` in evaluation (eval()) mode")
+    assert ex.grade(_predict).status is Status.CORRECT
+
+    def copy_then_eval(model, x):
+        import copy
+
+        return copy.deepcopy(model).eval()(x).detach()
+
+    assert ex.grade(copy_then_eval).status is Status.CORRECT
+
+
+def test_what_the_reference_changes_may_change(chapter):
+    """A list the statement asks to fill is changed by the reference too: not the learner's fault."""
+    def append_total(xs):
+        xs.append(torch.stack(xs).sum(0))
+        return xs[-1]
+
+    ex = chapter.exercise("q22", "Append", points=1, reference=append_total, inputs=_lists, hints=["-"])
+    assert ex.grade(append_total).status is Status.CORRECT

@@ -695,11 +695,22 @@ def _judge_timing(answer: Callable[..., Any], case: Case) -> None:
             "Your time is far shorter than the work takes: you measured only the launch. The device runs "
             "asynchronously, so the clock was read before the work had finished."
         )
-    if result > 2.2 * true:
+    if result > 2.2 * true and _slow_under_load(answer, case, result, true):
         raise Mismatch(
             "Your time is pulled up by a few slow runs (or includes the warm-up): it is not the median of the "
             "per-call times."
         )
+
+
+def _slow_under_load(answer: Callable[..., Any], case: Case, result: float, true: float) -> bool:
+    """Is a time that looks too long still too long when judged against the reference, timed now under the
+    same load? A loaded machine oversleeps every wait: the reference and a second try of the answer are
+    timed again, and only a time above 2.2 times the device's and 1.6 times the reference's fails (the
+    mean of a few runs with outliers stays far above the median however loaded the machine is)."""
+    reference = time_call(*copy.deepcopy(case))
+    again = call_answer(answer, *copy.deepcopy(case))
+    best = min(result, again) if isinstance(again, (int, float)) and not isinstance(again, bool) else result
+    return best > 2.2 * true and best > 1.6 * reference
 
 
 q8 = _declare(

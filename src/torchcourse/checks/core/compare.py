@@ -181,6 +181,9 @@ def _compare(actual: Any, expected: Any, where: str, atol: float | None, rtol: f
             kind = type(expected).__name__
             hint = f" {_type_hint(actual)}" if type(actual).__module__ == "numpy" or actual is None else ""
             raise Mismatch(f"{where}: expected a {kind} of {len(expected)} items, got {describe(actual)}.{hint}")
+        if isinstance(actual, tuple) != isinstance(expected, tuple):  # the type the statement names, exactly
+            raise Mismatch(f"{where}: expected a {'tuple' if isinstance(expected, tuple) else 'list'} of "
+                           f"{len(expected)} items, got a {type(actual).__name__}.")
         if _is_named_tuple(expected) and (not _is_named_tuple(actual) or _fields(actual) != _fields(expected)):
             raise Mismatch(
                 f"{where}: expected a named tuple with the fields {', '.join(_fields(expected))}; got "
@@ -209,10 +212,11 @@ def _compare(actual: Any, expected: Any, where: str, atol: float | None, rtol: f
             raise Mismatch(f"{where}: expected a Python number, got {describe(actual)}. {_type_hint(actual)}")
         if not _is_number(actual):
             raise Mismatch(f"{where}: expected a number, got {describe(actual)}. {_type_hint(actual)}".strip())
+        if isinstance(expected, int) and isinstance(actual, float):
+            raise Mismatch(f"{where}: expected an int, got a float{'' if actual.is_integer() else ' (a fraction)'}: "
+                           "`/` always gives a float, `//` and int() give an int.")
         if not values:
             return
-        if isinstance(expected, int) and isinstance(actual, float) and not actual.is_integer():
-            raise Mismatch(f"{where}: expected a whole number, got a fraction.")
         if math.isnan(float(actual)):
             raise Mismatch(f"{where}: your number is NaN.")
         if not math.isclose(float(actual), float(expected), rel_tol=rtol or 1e-5, abs_tol=atol or 1e-8):

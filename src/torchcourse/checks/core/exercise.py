@@ -18,7 +18,7 @@ from ...devices import devices, move_to
 from .compare import compare, describe
 from .device import check_second_device, second_device_name
 from .guard import _ACTIVE, _Guarded, call_answer
-from .inputs import _input_changes, _input_state
+from .inputs import _input_changes, _input_state, _other_changes
 from .instructions import check_instructions, python_loop
 from .outcome import CheckFailed, Mismatch, NotAttempted, Outcome, Status, Text, TimedOut, _append_to_grade_file, strict
 from .state import _global_state, _restore, warm_up
@@ -227,13 +227,14 @@ class Exercise:
     def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
         learner_case, reference_case = clone_case(case), clone_case(case)
         names = _argument_names(self.reference, len(case))
-        before = _input_state(learner_case)
+        before, reference_before = _input_state(learner_case), _input_state(reference_case)
         result = call_answer(answer, *learner_case)
         after = _input_state(learner_case)
         expected = self.reference(*reference_case)
         compare(result, expected, "your result", self.atol, self.rtol)
         if not self.mutates_inputs:
-            problem = _input_changes(case, learner_case, before, after, names, self.sets_grad)
+            problem = (_input_changes(case, learner_case, before, after, names, self.sets_grad)
+                       or _other_changes(before, after, reference_before, _input_state(reference_case), names))
             if problem:
                 raise Mismatch(problem)
         if self.grad:
