@@ -121,3 +121,14 @@ def test_call_answer_guards_a_direct_call():
     with pytest.raises(Mismatch, match="raised SystemExit"):
         call_answer(lambda: exit(3))
     assert call_answer(lambda: np.int64(3)) == 3
+
+
+def test_a_warning_is_shown_as_its_message_never_a_line_of_source(double):
+    import warnings
+
+    def noisy(x):
+        warnings.warn("careful\nsecond line", stacklevel=1)
+        return x * 3
+
+    message = _incorrect(double, noisy, "UserWarning: careful")
+    assert "second line" not in message and "warnings.warn" not in message and ".py:" not in message

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from ... import simcuda
@@ -87,7 +88,8 @@ def _on_simulated_cuda(exercise: Exercise, guard: _Guarded, trial: int) -> None:
         learner_case = sim.to_fake_cuda(case)
     except Exception:  # noqa: BLE001
         return
-    guard.context = lambda: sim
+    guard.context = lambda: _quietly(sim)
+    printed = guard.printed  # what the simulated run prints (fake tensors, torch's warnings) is not shown
     try:
         result = call_answer(guard, *learner_case)
     except Mismatch as mismatch:
@@ -107,7 +109,7 @@ def _on_simulated_cuda(exercise: Exercise, guard: _Guarded, trial: int) -> None:
     except NotAttempted:
         return
     finally:
-        guard.context = None
+        guard.context, guard.printed = None, printed
     behind = [x for x in simcuda.left_behind(learner_case) + simcuda.left_behind(result)
               if x not in simcuda.left_behind(reference_case)]
     if behind and expected is not _UNKNOWN:
@@ -128,6 +130,15 @@ def _on_simulated_cuda(exercise: Exercise, guard: _Guarded, trial: int) -> None:
                 f"The values are right, but {_SIMULATED} {item} came back on {a.device}, not {e.device}: a tensor "
                 "you create lands on the default device unless you give it the inputs' device."
             )
+
+
+@contextlib.contextmanager
+def _quietly(sim: simcuda.Simulation) -> Any:
+    """The simulation, with torch's warnings about fake tensors silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with sim:
+            yield
 
 
 _UNKNOWN = object()  # the reference could not run in the simulation: only the answer's own errors count

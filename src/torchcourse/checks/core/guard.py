@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -173,6 +174,16 @@ def last_calls() -> collections.Counter[Any]:
     return _ACTIVE[-1].calls if _ACTIVE else collections.Counter()
 
 
+@contextlib.contextmanager
+def _warnings_as_text(out: io.StringIO) -> Any:
+    """A warning the learner's code raises is printed as ``Category: message``, never with a line of source
+    (which would be a line of torch's or of the check's own code)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, category, *rest, **more: out.write(
+            f"{category.__name__}: {str(message).splitlines()[0] if str(message) else ''}\n")
+        yield
+
+
 def _learner_frame(tb: Any) -> str:
     """`` (line N of name)`` for the last traceback frame outside torch, the standard library and this package."""
     found = ""
@@ -211,7 +222,8 @@ def call_answer(answer: Callable[..., Any], *args: Any, _guard: _Guarded | None 
     try:
         try:
             around = guard.context() if guard.context is not None else contextlib.nullcontext()
-            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed), around:
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed), _warnings_as_text(printed), \
+                    around:
                 if guard.patch_names:
                     patches = _Patches(guard.patch_names, recorder)
                     recorder.__enter__()
