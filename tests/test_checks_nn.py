@@ -681,3 +681,12 @@ def test_q12_wrong_answers() -> None:
         "scheduler",
     )
     rejected(ch.q12, lambda m, o, s, e: {**ch.make_checkpoint(m, o, s, e), "epoch": 0}, "epoch")
+
+
+def test_q9_feedback_names_the_settings_and_the_class() -> None:
+    class Raising(ch.SGDMomentum):
+        def step(self):
+            raise ValueError("nope")
+
+    message = rejected(ch.q9, Raising, "Your class raised ValueError", "settings={'lr'")
+    assert "lr={'lr'" not in message and "Your function" not in message

@@ -791,6 +791,7 @@ q9 = _declare(
     on=("cpu",),
     forbids=[Uses("torch.optim.SGD", "torch.optim.sgd.sgd", "torch.optim._functional.sgd",
                   says="write the update yourself, from scratch, not through torch.optim.SGD")],
+    case_names=("param_groups", "settings"),
     hints=[
         "Subclass torch.optim.Optimizer and call super().__init__(params, defaults) with a dict of the defaults: it "
         "builds param_groups (each group gets the defaults it does not set) and a per-parameter dict self.state.",
@@ -888,6 +889,7 @@ q10 = _declare(
     on=("cpu",),
     forbids=[Uses("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.adam.adam", "torch.optim._functional.adam",
                   says="write the update yourself, from scratch, not through torch.optim.Adam")],
+    case_names=("param_groups", "settings"),
     hints=[
         "Keep two running averages per parameter in self.state[p]: m of the gradient, v of its square, and a "
         "step count t.",

@@ -97,7 +97,7 @@ def _on_simulated_cuda(exercise: Exercise, guard: _Guarded, trial: int) -> None:
             guard.simulation_off = True  # slower there: one time-out is enough, and proves nothing
         error = getattr(mismatch, "error", None)
         if error is not None and simcuda.classify(error) == simcuda.MISMATCH:
-            text = (str(mismatch).removeprefix("Your function ")  # named as a real GPU names it
+            text = (str(mismatch).removeprefix("Your function ").removeprefix("Your class ")  # as a GPU names it
                     .replace("FakeTensorDeviceMismatchError", "RuntimeError")
                     .replace("SimulatedDeviceError", "TypeError"))
             raise Mismatch(

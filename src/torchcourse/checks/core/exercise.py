@@ -48,7 +48,7 @@ class _Failure:
 
     @property
     def raised(self) -> bool:
-        return self.message.startswith("Your function raised")
+        return self.message.startswith(("Your function raised", "Your class raised"))
 
 
 @dataclass
@@ -71,6 +71,7 @@ class Exercise:
     ``second_device=False`` skips the extra run on the ``meta`` device. ``reseeds=True`` lets the answer
     reseed the global generators (a ``worker_init_fn`` runs in a process of its own). ``loops=False``
     rejects a Python loop or comprehension in the answer's own code (a statement's "no loops").
+    ``case_names`` names a case's arguments in the feedback where the reference's parameters do not.
     """
 
     chapter: Chapter
@@ -99,6 +100,7 @@ class Exercise:
     second_device: bool | None = None
     reseeds: bool = False
     loops: bool = True
+    case_names: Sequence[str] = ()
     _hints_shown: int = field(default=0, init=False, repr=False)
 
     # -- learner-facing --------------------------------------------------------------------
@@ -214,11 +216,12 @@ class Exercise:
         lines = [misconception or failure.message]
         of = f"; {count} of {self.total_cases} tests failed" if count > 1 else ""
         if failure.case:
-            names = _argument_names(self.reference, len(failure.case))
+            names = self._names(len(failure.case))
             args = ", ".join(f"{n}={show(v, 160)}" for n, v in zip(names, failure.case, strict=True))
             lines.append(f"Smallest failing case ({failure.label}{of}): {args}")
             if failure.result is not None:
-                lines.append(f"Your function returned: {show(failure.result)}")
+                who = "Your class" if isinstance(self.reference, type) else "Your function"
+                lines.append(f"{who} returned: {show(failure.result)}")
         else:
             lines.append(f"({failure.label}{of})")
         message = "\n".join(lines)
@@ -226,7 +229,7 @@ class Exercise:
 
     def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
         learner_case, reference_case = clone_case(case), clone_case(case)
-        names = _argument_names(self.reference, len(case))
+        names = self._names(len(case))
         before, reference_before = _input_state(learner_case), _input_state(reference_case)
         result = call_answer(answer, *learner_case)
         after = _input_state(learner_case)
@@ -245,6 +248,12 @@ class Exercise:
             problem = prop(result, learner_case)
             if problem:
                 raise Mismatch(problem)
+
+    def _names(self, count: int) -> tuple[str, ...]:
+        """The names a case's arguments are shown under: ``case_names=``, else the reference's parameters."""
+        if len(self.case_names) == count:
+            return tuple(self.case_names)
+        return _argument_names(self.reference, count)
 
     def _check_instructions(self, guard: _Guarded, case: Case) -> None:
         if guard.answer is self.reference:  # PyTorch itself, as the ground truth: the instructions bind answers

@@ -248,9 +248,10 @@ def call_answer(answer: Callable[..., Any], *args: Any, _guard: _Guarded | None 
     guard.calls.update(recorder.calls)  # the calls of every call in this case (a judge may call several times)
     guard.printed = (guard.printed + printed.getvalue())[-20_000:]
     kind, value = outcome
+    who = "Your class" if isinstance(guard.answer, type) else "Your function"  # 03 q9 hands in a class
     if kind == "timeout":
         raise TimedOut(
-            f"Your function did not return within {limit:g} s on a case of size {describe(args)}: "
+            f"{who} did not return within {limit:g} s on a case of size {describe(args)}: "
             "look for an infinite loop, or work that grows too fast."
         ) from None
     if kind == "error":
@@ -258,12 +259,12 @@ def call_answer(answer: Callable[..., Any], *args: Any, _guard: _Guarded | None 
         name = type(error).__name__
         if isinstance(error, SystemExit):
             raised = Mismatch(
-                f"Your function raised SystemExit{_learner_frame(error.__traceback__)}: sys.exit() and "
+                f"{who} raised SystemExit{_learner_frame(error.__traceback__)}: sys.exit() and "
                 "exit() end the whole program, where a function hands its answer back with return."
             )
         else:
             text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raised = Mismatch(f"Your function raised {name}: {text}".rstrip(": ")
+            raised = Mismatch(f"{who} raised {name}: {text}".rstrip(": ")
                               + _learner_frame(error.__traceback__) + ".")
         # for judges that accept a declared error (a parser that must refuse) or explain an exit
         raised.error, raised.printed = error, printed.getvalue()
@@ -271,7 +272,7 @@ def call_answer(answer: Callable[..., Any], *args: Any, _guard: _Guarded | None 
     changes = _state_changes(before, after, global_rng, bool(exercise and exercise.reseeds))
     if changes:
         raise StateChanged(
-            "Your function changed global state that outlives it: " + "; ".join(changes) + ". A function "
+            f"{who} changed global state that outlives it: " + "; ".join(changes) + ". A function "
             "must leave the session as it found it (a `with` block restores a mode when it ends). "
             "The check has put it back."
         )
