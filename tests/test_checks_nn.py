@@ -79,10 +79,11 @@ def test_q1_correct_variants() -> None:
 
 
 def test_q1_wrong_answers() -> None:
-    rejected(ch.q1, _ListMLP, "no registered parameters", "Python list")
+    rejected(ch.q1, _ListMLP, "None of your layers are registered", "Python list")
     rejected(ch.q1, lambda sizes: _sequential_with(sizes, last_relu=True), "ReLU after the last layer")
     rejected(ch.q1, lambda sizes: _sequential_with(sizes, relu=False), "no ReLU between")
-    rejected(ch.q1, lambda sizes: nn.Sequential(nn.Linear(sizes[0], sizes[-1])), "parameter tensors")
+    message = rejected(ch.q1, lambda sizes: nn.Sequential(nn.Linear(sizes[0], sizes[-1])), "1 Linear layer(s)")
+    assert "Python list" not in message  # a missing layer is not an unregistered one
     as_list = lambda sizes: [nn.Linear(a, b) for a, b in zip(sizes, sizes[1:], strict=False)]  # noqa: E731
     rejected(ch.q1, as_list, "Return an nn.Module")
 

@@ -57,6 +57,18 @@ def build_mlp(sizes: list[int]) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+def _unregistered_layers(model: nn.Module) -> int:
+    """How many Linear layers a module keeps in plain Python lists, tuples or dicts (invisible to it)."""
+    count = 0
+    for module in model.modules():
+        for name, value in vars(module).items():
+            if name in ("_modules", "_parameters", "_buffers"):  # where nn.Module registers them
+                continue
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+            count += sum(isinstance(item, nn.Linear) for item in items)
+    return count
+
+
 def _judge_mlp(answer: Callable[..., Any], case: Case) -> None:
     (sizes,) = case
     with torch.random.fork_rng(devices=[]):
@@ -65,16 +77,26 @@ def _judge_mlp(answer: Callable[..., Any], case: Case) -> None:
     if not isinstance(model, nn.Module):
         raise Mismatch(f"Return an nn.Module (for example an nn.Sequential), not {describe(model)}.")
     params, expected = list(model.parameters()), list(reference.parameters())
-    if not params:
+    hidden = _unregistered_layers(model)
+    if hidden and len(params) < len(expected):
         raise Mismatch(
-            "Your module has no registered parameters, so an optimizer would train nothing. Layers kept in a Python "
-            "list are not registered."
+            f"{'None' if not params else 'Some'} of your layers are registered: {hidden} Linear layer(s) sit in a "
+            "plain Python list (or dict) attribute, which nn.Module does not see, so an optimizer would not train "
+            "them. Use nn.Sequential or nn.ModuleList."
+        )
+    if not params:
+        raise Mismatch("Your module has no registered parameters, so an optimizer would train nothing.")
+    linears = sum(isinstance(m, nn.Linear) for m in model.modules())
+    if linears != len(sizes) - 1:
+        raise Mismatch(
+            f"Your module has {linears} Linear layer(s); sizes of length {len(sizes)} need {len(sizes) - 1}, one "
+            "per consecutive pair of sizes."
         )
     if len(params) != len(expected) or sum(p.numel() for p in params) != sum(p.numel() for p in expected):
         raise Mismatch(
             f"Your module registers {len(params)} parameter tensors with {sum(p.numel() for p in params)} values; "
-            f"a Linear layer (weight and bias) between each pair of the {len(sizes)} sizes is needed. Are all "
-            "layers registered, and does each map sizes[i] to sizes[i + 1]?"
+            f"a Linear layer (weight and bias) between each pair of the {len(sizes)} sizes is needed: does each "
+            "map sizes[i] to sizes[i + 1]?"
         )
     if [p.shape for p in params] != [p.shape for p in expected]:
         raise Mismatch(
