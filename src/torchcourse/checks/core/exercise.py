@@ -219,9 +219,13 @@ class Exercise:
             names = self._names(len(failure.case))
             args = ", ".join(f"{n}={show(v, 160)}" for n, v in zip(names, failure.case, strict=True))
             lines.append(f"Smallest failing case ({failure.label}{of}): {args}")
+            shapes = [f"{n}: {describe(v)}" for n, v in zip(names, failure.case, strict=True) if _tensors(v)]
+            if shapes:  # a long tensor is cut short above: its shape is always shown
+                lines.append("Shapes: " + "; ".join(shapes))
             if failure.result is not None:
                 who = "Your class" if isinstance(self.reference, type) else "Your function"
-                lines.append(f"{who} returned: {show(failure.result)}")
+                shape = f" ({describe(failure.result)})" if _tensors(failure.result) else ""
+                lines.append(f"{who} returned: {show(failure.result)}{shape}")
         else:
             lines.append(f"({failure.label}{of})")
         message = "\n".join(lines)
