@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from grading import rejected
+from grading import accepted, rejected
 
 from torchcourse.checks import Status
 from torchcourse.checks import autograd as ch
@@ -155,6 +155,31 @@ def test_q7_wrong_answers() -> None:
 
 
 # --- q8 · no graph
+
+
+def test_q8_detaching_afterwards_still_recorded_a_graph() -> None:
+    rejected(ch.q8, lambda w, b, x: torch.sigmoid(x @ w + b).detach(), "without recording an autograd graph")
+
+
+def _inference(w, b, x):
+    with torch.inference_mode():
+        return torch.sigmoid(x @ w + b).clone()
+
+
+def test_q8_correct_variants() -> None:
+    accepted(ch.q8, _inference)
+    accepted(ch.q8, lambda w, b, x: torch.sigmoid(x @ w.detach() + b.detach()))
+    accepted(ch.q8, torch.no_grad()(lambda w, b, x: torch.special.expit(torch.addmv(b, x, w))))
+
+
+def test_q1_autograd_inside_is_ruled_out_and_the_statement_says_so() -> None:
+    def by_autograd(w, x, y):
+        w = w.detach().requires_grad_()
+        ((x @ w - y) ** 2).mean().backward()
+        return w.grad
+
+    rejected(ch.q1, by_autograd, "not with autograd")
+    assert "Inside the function, autograd is not allowed" in ch.q1.hints[-1]
 
 
 def test_q8_wrong_answers() -> None:

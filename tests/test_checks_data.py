@@ -147,9 +147,13 @@ class ListItems(data.LabelledImages):
         return list(super().__getitem__(i))
 
 
-@pytest.mark.parametrize("answer", [ReadsWithPandasStyle, make_dataset, ListItems])
+@pytest.mark.parametrize("answer", [ReadsWithPandasStyle, make_dataset])
 def test_q1_other_correct_answers(answer):
     accepted(data.q1, answer)
+
+
+def test_q1_a_sample_is_the_pair_the_statement_names():
+    rejected(data.q1, ListItems, "expected a tuple of 2 items, got a list")
 
 
 # --- q2 · a collate_fn that pads and returns lengths --------------------------------------------
@@ -203,9 +207,19 @@ def _list_result(samples):
     return list(data.pad_collate(samples))
 
 
-@pytest.mark.parametrize("answer", [_by_hand, _padded_with_f_pad, _list_result])
+def _pad_sequence(samples):
+    sequences, labels = zip(*samples, strict=True)
+    lengths = torch.tensor([len(x) for x in sequences])
+    return torch.nn.utils.rnn.pad_sequence(list(sequences), batch_first=True), lengths, torch.tensor(labels)
+
+
+@pytest.mark.parametrize("answer", [_by_hand, _padded_with_f_pad, _pad_sequence])
 def test_q2_other_correct_answers(answer):
     accepted(data.q2, answer)
+
+
+def test_q2_the_tuple_the_statement_names():
+    rejected(data.q2, _list_result, "expected a tuple of 3 items, got a list")
 
 
 # --- q3 · balanced sampling weights --------------------------------------------------------------
@@ -343,12 +357,27 @@ def _welford_like(batches):
 
 def _variance_form(batches):
     mean, std = data.channel_stats(batches)
-    return [mean, std.pow(2).sqrt()]
+    return mean, std.pow(2).sqrt()
 
 
-@pytest.mark.parametrize("answer", [_concatenated, _welford_like, _variance_form])
+def _per_batch_sums(batches):
+    sums = [(b.double().sum((0, 2, 3)), b.double().pow(2).sum((0, 2, 3)), b.numel() // b.shape[1]) for b in batches]
+    n = sum(c for _, _, c in sums)
+    mean = sum(s for s, _, _ in sums) / n
+    return mean, (sum(q for _, q, _ in sums) / n - mean**2).sqrt()
+
+
+@pytest.mark.parametrize("answer", [_per_batch_sums, _welford_like, _variance_form])
 def test_q5_other_correct_answers(answer):
     accepted(data.q5, answer)
+
+
+def test_q5_the_pair_is_a_tuple():
+    rejected(data.q5, lambda batches: list(_variance_form(batches)), "expected a tuple of 2 items, got a list")
+
+
+def test_q5_concatenating_is_ruled_out():
+    rejected(data.q5, _concatenated, "without concatenating them", "`torch.cat`")
 
 
 # --- q6 · transform pipeline ----------------------------------------------------------------------

@@ -79,10 +79,11 @@ def test_q1_correct_variants() -> None:
 
 
 def test_q1_wrong_answers() -> None:
-    rejected(ch.q1, _ListMLP, "no registered parameters", "Python list")
+    rejected(ch.q1, _ListMLP, "None of your layers are registered", "Python list")
     rejected(ch.q1, lambda sizes: _sequential_with(sizes, last_relu=True), "ReLU after the last layer")
     rejected(ch.q1, lambda sizes: _sequential_with(sizes, relu=False), "no ReLU between")
-    rejected(ch.q1, lambda sizes: nn.Sequential(nn.Linear(sizes[0], sizes[-1])), "parameter tensors")
+    message = rejected(ch.q1, lambda sizes: nn.Sequential(nn.Linear(sizes[0], sizes[-1])), "1 Linear layer(s)")
+    assert "Python list" not in message  # a missing layer is not an unregistered one
     as_list = lambda sizes: [nn.Linear(a, b) for a, b in zip(sizes, sizes[1:], strict=False)]  # noqa: E731
     rejected(ch.q1, as_list, "Return an nn.Module")
 
@@ -103,7 +104,8 @@ def test_q2_correct_variants_and_the_layer_agrees() -> None:
             for n, kk, ss, pp, dd in zip((h, w), k, s, p, d, strict=True)
         ),
     )
-    accepted(ch.q2, lambda h, w, k, s, p, d: tuple(nn.Conv2d(1, 1, k, s, p, d)(torch.zeros(1, 1, h, w)).shape[2:]))
+    accepted(ch.q2, lambda h, w, k, s, p, d: ((h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1,
+                                              (w + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1))
     accepted(
         ch.q2,
         lambda h, w, k, s, p, d: (
@@ -119,6 +121,13 @@ def test_q2_cases_cover_every_option() -> None:
     cases = _cases(ch.q2)
     assert any(d != (1, 1) for *_, d in cases) and any(s != (1, 1) for *_, s, _p, _d in cases)
     assert any(p != (0, 0) for *_, p, _d in cases)
+
+
+def test_q2_a_layer_is_not_the_formula() -> None:
+    by_layer = lambda h, w, k, s, p, d: tuple(nn.Conv2d(1, 1, k, s, p, d)(torch.zeros(1, 1, h, w)).shape[2:])  # noqa: E731
+    rejected(ch.q2, by_layer, "use the formula, not a layer")
+    rejected(ch.q2, lambda h, w, k, s, p, d: tuple(F.conv2d(torch.zeros(1, 1, h, w), torch.zeros(1, 1, *k), None, s,
+                                                            p, d).shape[2:]), "use the formula")
 
 
 def test_q2_wrong_answers() -> None:
@@ -157,7 +166,8 @@ def test_q3_wrong_answers() -> None:
     rejected(ch.q3, lambda n, k, s, p, op, d: (n - 1) * s - 2 * p + k, "004")
     rejected(ch.q3, lambda n, k, s, p, op, d: (n - 1) * s - 2 * p + d * (k - 1) + 1, "output_padding")
     rejected(ch.q3, lambda n, k, s, p, op, d: (n + 2 * p - d * (k - 1) - 1) // s + 1, "convolution's formula")
-    rejected(ch.q3, lambda n, k, s, p, op, d: float((n - 1) * s - 2 * p + d * (k - 1) + op + 1) + 0.5, "whole number")
+    half_more = lambda n, k, s, p, op, d: float((n - 1) * s - 2 * p + d * (k - 1) + op + 1) + 0.5  # noqa: E731
+    rejected(ch.q3, half_more, "expected an int")
 
 
 # --- q4 · batch norm
@@ -186,10 +196,33 @@ def _bn_in_place(x, rm, rv, w, b, momentum, eps):
     return F.batch_norm(x, rm, rv, w, b, training=True, momentum=momentum, eps=eps), rm, rv
 
 
+def _bn_var_mean(x, rm, rv, w, b, momentum, eps):
+    var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
+    n = x.numel() // x.shape[1]
+    c = (1, -1, 1, 1)
+    y = (x - mean.reshape(c)) * torch.rsqrt(var.reshape(c) + eps) * w.reshape(c) + b.reshape(c)
+    return y, torch.lerp(rm, mean, momentum), torch.lerp(rv, var * n / (n - 1), momentum)
+
+
 def test_q4_correct_variants() -> None:
     accepted(ch.q4, _bn_manual)
-    accepted(ch.q4, _bn_module)
-    accepted(ch.q4, lambda *a: tuple(t.clone() for t in ch.batch_norm_train(*a)))
+    accepted(ch.q4, _bn_var_mean)
+
+    def per_channel(x, rm, rv, w, b, momentum, eps):  # channels first, then one row per channel
+        rows = x.transpose(0, 1).reshape(x.shape[1], -1)
+        mean, var = rows.mean(1), rows.var(1, correction=0)
+        n = rows.shape[1]
+        y = (rows - mean[:, None]) / (var[:, None] + eps).sqrt() * w[:, None] + b[:, None]
+        y = y.reshape(x.shape[1], x.shape[0], *x.shape[2:]).transpose(0, 1)
+        return y, rm + momentum * (mean - rm), rv + momentum * (var * n / (n - 1) - rv)
+
+    accepted(ch.q4, per_channel)
+
+
+def test_q4_the_layer_it_rebuilds_is_ruled_out() -> None:
+    rejected(ch.q4, _bn_module, "without calling nn.BatchNorm2d")
+    rejected(ch.q4, lambda x, rm, rv, w, b, m, e: _bn_in_place(x, rm.clone(), rv.clone(), w, b, m, e),
+             "without calling nn.BatchNorm2d or F.batch_norm")
 
 
 def test_q4_wrong_answers() -> None:
@@ -205,7 +238,12 @@ def test_q4_wrong_answers() -> None:
 def test_q5_correct_variants() -> None:
     accepted(ch.q5, lambda x, y: (x.clamp(min=0) - x * y + torch.log1p(torch.exp(-x.abs()))).mean())
     accepted(ch.q5, lambda x, y: -(y * F.logsigmoid(x) + (1 - y) * F.logsigmoid(-x)).mean())
-    accepted(ch.q5, lambda x, y: nn.BCEWithLogitsLoss()(x, y))
+    accepted(ch.q5, lambda x, y: (F.softplus(x) - x * y).mean())
+
+
+def test_q5_the_library_loss_is_ruled_out() -> None:
+    rejected(ch.q5, lambda x, y: nn.BCEWithLogitsLoss()(x, y), "from the formula")
+    rejected(ch.q5, lambda x, y: F.binary_cross_entropy_with_logits(x, y), "binary_cross_entropy")
 
 
 def test_q5_cases_include_soft_and_hard_targets() -> None:
@@ -231,7 +269,18 @@ def test_q6_correct_variants() -> None:
 
     accepted(ch.q6, by_target)
     accepted(ch.q6, lambda x, y, s: (1 - s) * F.nll_loss(x.log_softmax(1), y) - s * x.log_softmax(1).mean(1).mean())
-    accepted(ch.q6, lambda x, y, s: nn.CrossEntropyLoss(label_smoothing=s)(x, y))
+
+    def by_logsumexp(x, y, s):
+        lse = x.logsumexp(dim=1)
+        nll = lse - x.gather(1, y.unsqueeze(1)).squeeze(1)
+        return ((1 - s) * nll + s * (lse - x.mean(dim=1))).mean()
+
+    accepted(ch.q6, by_logsumexp)
+
+
+def test_q6_smoothing_by_the_library_is_ruled_out() -> None:
+    rejected(ch.q6, lambda x, y, s: nn.CrossEntropyLoss(label_smoothing=s)(x, y), "from log_softmax")
+    rejected(ch.q6, lambda x, y, s: F.cross_entropy(x, y, label_smoothing=s), "no cross_entropy call")
 
 
 def test_q6_wrong_answers() -> None:
@@ -273,8 +322,24 @@ def _by_slicing(model, x, names):
     return recorded
 
 
+def _global_hook(model, x, names):
+    wanted = {module: name for name, module in model.named_modules() if name in names}
+    recorded = {}
+
+    def hook(module, args, output):
+        if module in wanted:
+            recorded[wanted[module]] = output
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    return recorded
+
+
 def test_q7_correct_variants() -> None:
-    accepted(ch.q7, _by_slicing)
+    accepted(ch.q7, _global_hook)
 
     def with_pre_and_post(model, x, names):
         recorded = {}
@@ -290,6 +355,10 @@ def test_q7_correct_variants() -> None:
 
     accepted(ch.q7, with_pre_and_post)
     accepted(ch.q7, lambda m, x, names: dict(ch.record_activations(m, x, names)))
+
+
+def test_q7_without_hooks_is_ruled_out() -> None:
+    rejected(ch.q7, _by_slicing, "use forward hooks")
 
 
 def test_q7_wrong_answers() -> None:
@@ -387,9 +456,30 @@ class _NotAnOptimizer:
         pass
 
 
+class _SGDInPlace(torch.optim.Optimizer):
+    """A third correct SGD: the decay and the buffer updated in place, with torch.no_grad as a context."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    def step(self):
+        with torch.no_grad():
+            for group in self.param_groups:
+                lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+                for p in group["params"]:
+                    d = p.grad.clone().add_(p, alpha=wd)
+                    if mu:
+                        state = self.state[p]
+                        if "v" in state:
+                            d = state["v"].mul_(mu).add_(d)
+                        else:
+                            state["v"] = d
+                    p.sub_(lr * d)
+
+
 def test_q9_correct_variants() -> None:
     accepted(ch.q9, _SGDFunctional)
-    accepted(ch.q9, _SGDWrapper)
+    accepted(ch.q9, _SGDInPlace)
     accepted(ch.q9, ch.SGDMomentum)
 
 
@@ -397,6 +487,24 @@ def test_q9_cases_have_several_groups_and_all_options() -> None:
     cases = _cases(ch.q9)
     assert any(len(groups) > 1 for groups, _ in cases)
     assert any(d["momentum"] > 0 and d["weight_decay"] > 0 for _, d in cases)
+
+
+class _SGDDelegating(torch.optim.Optimizer):
+    """Right values through torch.optim.SGD inside step(): not from scratch."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+        self.inner = None
+
+    def step(self):
+        if self.inner is None:
+            self.inner = torch.optim.SGD(self.param_groups, lr=self.defaults["lr"])
+        self.inner.step()
+
+
+def test_q9_from_scratch_rules_out_torch_optim() -> None:
+    rejected(ch.q9, _SGDWrapper, "from scratch, not through torch.optim.SGD")
+    rejected(ch.q9, _SGDDelegating, "from scratch")
 
 
 def test_q9_wrong_answers() -> None:
@@ -432,10 +540,34 @@ class _AdamTorchStyle(ch.MyAdam):
                 p.addcdiv_(s["m"], denom, value=-group["lr"] / (1 - b1 ** s["t"]))
 
 
+class _AdamPlain(torch.optim.Optimizer):
+    """A third correct Adam: bias-corrected moments, out-of-place arithmetic, the step count in the group state."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                g = p.grad + group["weight_decay"] * p
+                s = self.state[p]
+                t = s.get("t", 0) + 1
+                m = b1 * s.get("m", torch.zeros_like(p)) + (1 - b1) * g
+                v = b2 * s.get("v", torch.zeros_like(p)) + (1 - b2) * g * g
+                s.update(t=t, m=m, v=v)
+                p.copy_(p - group["lr"] * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + group["eps"]))
+
+
 def test_q10_correct_variants() -> None:
-    accepted(ch.q10, _AdamWrapper)
+    accepted(ch.q10, _AdamPlain)
     accepted(ch.q10, _AdamTorchStyle)
     accepted(ch.q10, ch.MyAdam)
+
+
+def test_q10_from_scratch_rules_out_torch_optim() -> None:
+    rejected(ch.q10, _AdamWrapper, "from scratch, not through torch.optim.Adam")
 
 
 def test_q10_wrong_answers() -> None:
@@ -474,6 +606,21 @@ def test_q11_correct_variants() -> None:
 
 def test_q11_float32_is_lost_precision() -> None:
     rejected(ch.q11, lambda lr, s, g, n: torch.tensor([lr * g ** (e // s) for e in range(n)]).double(), "precision")
+
+
+def _by_scheduler(lr, s, g, n):
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, s, g)
+    rates = []
+    for _ in range(n):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return torch.tensor(rates, dtype=torch.float64)
+
+
+def test_q11_a_scheduler_is_not_a_formula() -> None:
+    rejected(ch.q11, _by_scheduler, "from a formula")
 
 
 def test_q11_wrong_answers() -> None:
@@ -535,3 +682,12 @@ def test_q12_wrong_answers() -> None:
         "scheduler",
     )
     rejected(ch.q12, lambda m, o, s, e: {**ch.make_checkpoint(m, o, s, e), "epoch": 0}, "epoch")
+
+
+def test_q9_feedback_names_the_settings_and_the_class() -> None:
+    class Raising(ch.SGDMomentum):
+        def step(self):
+            raise ValueError("nope")
+
+    message = rejected(ch.q9, Raising, "Your class raised ValueError", "settings={'lr'")
+    assert "lr={'lr'" not in message and "Your function" not in message

@@ -98,7 +98,7 @@ def test_q3_wrong_answers() -> None:
     rejected(ch.q3, lambda s: (s[0], s[-1], s[1:-1]), "keeps the input's type")
     rejected(ch.q3, lambda s: (s[0], s[-1], list(s[1:])), "includes the last item")
     rejected(ch.q3, lambda s: (s[0], list(s[1:-1]), s[-1]), "your result")  # wrong order
-    rejected(ch.q3, lambda s: (s[0], s[-1], tuple(s[1:-1])), "a type is not")
+    rejected(ch.q3, lambda s: (s[0], s[-1], tuple(s[1:-1])), "expected a list")
 
 
 def test_q3_other_correct_answers() -> None:

@@ -299,14 +299,28 @@ def test_q12_rejects(answer, needle):
 # --- q13 · polynomial least squares ---------------------------------------------------------------
 
 
-def test_q13_accepts_normal_equations_and_pinv():
+def _normal_equations(x, y, d):
+    a = torch.stack([x**k for k in range(d + 1)], 1)
+    return torch.linalg.solve(a.T @ a, a.T @ y)
+
+
+def test_q13_accepts_normal_equations():
     def normal_equations(x, y, d):
         a = torch.vander(x, d + 1, increasing=True)
         return torch.linalg.solve(a.T @ a, a.T @ y)
 
     assert tensors.q13.grade(normal_equations).status is Status.CORRECT
-    assert tensors.q13.grade(lambda x, y, d: torch.linalg.pinv(torch.vander(x, d + 1, increasing=True)) @ y).status \
-        is Status.CORRECT
+
+
+def test_q13_an_inverse_is_ruled_out():
+    by_pinv = lambda x, y, d: torch.linalg.pinv(torch.vander(x, d + 1, increasing=True)) @ y  # noqa: E731
+    assert "without forming an inverse" in _incorrect(tensors.q13, by_pinv)
+
+    def by_inverse(x, y, d):
+        a = torch.vander(x, d + 1, increasing=True)
+        return torch.linalg.inv(a.T @ a) @ a.T @ y
+
+    assert "`torch.linalg.inv`" in _incorrect(tensors.q13, by_inverse)
 
 
 @pytest.mark.parametrize(
@@ -579,7 +593,7 @@ CORRECT = {
     "q12": [lambda x, y: torch.cdist(x, y), _pairwise_bmm,
             lambda x, y: torch.linalg.vector_norm(x[:, :, None] - y[:, None], dim=-1)],
     "q13": [lambda x, y, d: torch.linalg.lstsq(torch.vander(x, d + 1, increasing=True), y[:, None]).solution[:, 0],
-            lambda x, y, d: torch.linalg.pinv(torch.stack([x**k for k in range(d + 1)], 1)) @ y,
+            _normal_equations,
             _lstsq_qr],
     "q14": [_low_pass_mask, _low_pass_full,
             lambda s, keep: torch.fft.irfft(torch.fft.rfft(s)[..., :keep], n=s.shape[-1])],
@@ -621,3 +635,35 @@ def test_q3_and_q15_reject_reseeding_the_global_generator():
         return torch.randn(n, generator=g) * std + mean
 
     rejected(tensors.q3, reseeds, "changed global state", "seed")
+
+
+# --- "No loops": the statement's instruction, checked on the answer's own code ----------------------------------
+
+
+def _grid_by_loops(h, w, device):
+    rows = [[[i, j] for j in range(w)] for i in range(h)]
+    return torch.tensor(rows, dtype=torch.int64, device=device).reshape(h, w, 2)
+
+
+def _nll_by_loop(log_probs, labels):
+    return torch.stack([-log_probs[i, labels[i]] for i in range(len(labels))])
+
+
+def _rows_by_loop(x):
+    rows = []
+    for row in x:
+        rows.append((row - row.mean()) / torch.sqrt(row.var(unbiased=False) + 1e-5))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize(("exercise", "answer"), [("q4", _grid_by_loops), ("q8", _nll_by_loop), ("q10", _rows_by_loop)])
+def test_no_loops_means_none(exercise, answer):
+    assert "no Python loops" in _incorrect(getattr(tensors, exercise), answer)
+
+
+def test_loops_are_fine_where_the_statement_allows_them():
+    assert tensors.q13.loops  # q13 may build its powers in a comprehension
+    def powers(x, y, d):
+        return torch.linalg.lstsq(torch.stack([x**k for k in range(d + 1)], 1), y[:, None]).solution[:, 0]
+
+    assert tensors.q13.grade(powers).status is Status.CORRECT

@@ -193,6 +193,18 @@ def test_q4_other_right_answers():
         accepted(viz.q4, answer)
 
 
+def test_q4_without_a_hook_is_ruled_out():
+    def by_walking(model, layer, x):
+        with torch.no_grad():
+            for name, module in model.named_children():
+                x = module(x)
+                if name == layer:
+                    return x
+        return None
+
+    rejected(viz.q4, by_walking, "use a forward hook")
+
+
 def test_q4_model_output_layer_input_hook_left_behind():
     rejected(viz.q4, viz._model_output, "model's output")
     rejected(viz.q4, viz._layer_input, "layer's input")

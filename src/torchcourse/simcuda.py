@@ -122,7 +122,7 @@ class Simulation:
     def __exit__(self, *exc: Any) -> None:
         probe = self._entered.pop()
         try:
-            probe.__exit__(*exc)
+            _remove_function_mode(probe)
         finally:
             self.mode.__exit__(*exc)
 
@@ -139,6 +139,18 @@ class Simulation:
             moved = moves.move(copied)
             moves.fix_optimizers()
         return moved
+
+
+def _remove_function_mode(mode: torch.overrides.TorchFunctionMode) -> None:
+    """Take ``mode`` off torch's function-mode stack, wherever it is: code run inside may have pushed others."""
+    above = []
+    while torch._C._len_torch_function_stack():
+        top = torch._C._pop_torch_function_stack()
+        if top is mode:
+            break
+        above.append(top)
+    for other in reversed(above):
+        torch._C._push_on_torch_function_stack(other)
 
 
 def _copy(obj: Any) -> Any:

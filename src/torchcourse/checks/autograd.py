@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .core import Chapter, Uses
+from .core import NO_GRAPH, Chapter, Uses
 from .core import randint as _randint
 
 chapter = Chapter("02_autograd", "Autograd")
@@ -46,8 +46,8 @@ q1 = chapter.exercise(
     hints=[
         "Write the loss with the residual r = x @ w - y: L = (r · r) / n. What is dL/dr?",
         "dL/dr = 2 r / n, and by the chain rule dL/dw = x.T @ (dL/dr).",
-        "Check your formula against autograd: w.requires_grad_(), compute L, call L.backward(), "
-        "read w.grad.",
+        "To test your formula, outside the function you hand in: w.requires_grad_(), compute L, call "
+        "L.backward() and compare w.grad with your result. Inside the function, autograd is not allowed.",
     ],
     misconceptions=[
         (
@@ -459,6 +459,7 @@ q8 = chapter.exercise(
     atol=1e-6,
     rtol=1e-5,
     properties=[_no_graph],
+    forbids=[Uses(NO_GRAPH, says="compute it without recording an autograd graph")],
     hints=[
         "The parameters require grad, so any operation on them records a graph by default.",
         "Wrap the computation in `with torch.no_grad():` (or torch.inference_mode()).",

@@ -29,6 +29,7 @@ from .core import (
     Mismatch,
     NotAttempted,
     TimedOut,
+    Uses,
     call_answer,
     compare,
     describe,
@@ -460,6 +461,9 @@ q5 = _declare(
     inputs=_image_batches,
     atol=1e-6,
     rtol=1e-6,
+    forbids=[Uses("torch.cat", "torch.concat", "torch.concatenate", "torch.vstack", "torch.hstack",
+                  "torch.row_stack", "torch.column_stack", "torch.dstack",
+                  says="go over the batches once, without concatenating them")],
     hints=[
         "Per channel, keep three running totals over the batches: the sum of the values, the sum "
         "of their squares, and how many values there were (batch × height × width).",

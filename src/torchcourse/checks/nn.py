@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 
-from .core import Case, Chapter, Judge, JudgedExercise, Mismatch, NotAttempted, call_answer, compare, describe
+from .core import Case, Chapter, Judge, JudgedExercise, Mismatch, NotAttempted, Uses, call_answer, compare, describe
 from .core import randint as _randint
 
 chapter = Chapter("03_nn", "nn")
@@ -57,6 +57,18 @@ def build_mlp(sizes: list[int]) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+def _unregistered_layers(model: nn.Module) -> int:
+    """How many Linear layers a module keeps in plain Python lists, tuples or dicts (invisible to it)."""
+    count = 0
+    for module in model.modules():
+        for name, value in vars(module).items():
+            if name in ("_modules", "_parameters", "_buffers"):  # where nn.Module registers them
+                continue
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+            count += sum(isinstance(item, nn.Linear) for item in items)
+    return count
+
+
 def _judge_mlp(answer: Callable[..., Any], case: Case) -> None:
     (sizes,) = case
     with torch.random.fork_rng(devices=[]):
@@ -65,16 +77,26 @@ def _judge_mlp(answer: Callable[..., Any], case: Case) -> None:
     if not isinstance(model, nn.Module):
         raise Mismatch(f"Return an nn.Module (for example an nn.Sequential), not {describe(model)}.")
     params, expected = list(model.parameters()), list(reference.parameters())
-    if not params:
+    hidden = _unregistered_layers(model)
+    if hidden and len(params) < len(expected):
         raise Mismatch(
-            "Your module has no registered parameters, so an optimizer would train nothing. Layers kept in a Python "
-            "list are not registered."
+            f"{'None' if not params else 'Some'} of your layers are registered: {hidden} Linear layer(s) sit in a "
+            "plain Python list (or dict) attribute, which nn.Module does not see, so an optimizer would not train "
+            "them. Use nn.Sequential or nn.ModuleList."
+        )
+    if not params:
+        raise Mismatch("Your module has no registered parameters, so an optimizer would train nothing.")
+    linears = sum(isinstance(m, nn.Linear) for m in model.modules())
+    if linears != len(sizes) - 1:
+        raise Mismatch(
+            f"Your module has {linears} Linear layer(s); sizes of length {len(sizes)} need {len(sizes) - 1}, one "
+            "per consecutive pair of sizes."
         )
     if len(params) != len(expected) or sum(p.numel() for p in params) != sum(p.numel() for p in expected):
         raise Mismatch(
             f"Your module registers {len(params)} parameter tensors with {sum(p.numel() for p in params)} values; "
-            f"a Linear layer (weight and bias) between each pair of the {len(sizes)} sizes is needed. Are all "
-            "layers registered, and does each map sizes[i] to sizes[i + 1]?"
+            f"a Linear layer (weight and bias) between each pair of the {len(sizes)} sizes is needed: does each "
+            "map sizes[i] to sizes[i + 1]?"
         )
     if [p.shape for p in params] != [p.shape for p in expected]:
         raise Mismatch(
@@ -165,6 +187,8 @@ q2 = chapter.exercise(
     reference=conv2d_output_shape,
     inputs=_conv_settings,
     trials=12,
+    forbids=[Uses("torch.nn.Conv2d", "torch.nn.LazyConv2d", "torch.nn.functional.conv2d", "torch.conv2d",
+                  says="use the formula, not a layer (nn.Conv2d or F.conv2d)")],
     hints=[
         "Work along one dimension at a time: how many positions can a window of the kernel's reach take?",
         "A kernel k with dilation d reaches d·(k - 1) + 1 pixels; padding p adds p on both sides.",
@@ -276,6 +300,18 @@ q4 = chapter.exercise(
     atol=1e-4,
     rtol=1e-4,
     trials=4,
+    forbids=[Uses("torch.nn.BatchNorm2d", "torch.nn.functional.batch_norm", "torch.batch_norm",
+                  "torch.native_batch_norm", "torch.nn.functional.instance_norm",
+                  says="compute it without calling nn.BatchNorm2d or F.batch_norm")],
+    solution_code='''
+def batch_norm_train(x, running_mean, running_var, weight, bias, momentum, eps):
+    mean = x.mean(dim=(0, 2, 3))
+    var = x.var(dim=(0, 2, 3), unbiased=False)  # normalise with the biased variance
+    shape = (1, -1, 1, 1)
+    y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + eps) * weight.view(shape) + bias.view(shape)
+    unbiased = x.var(dim=(0, 2, 3), unbiased=True)  # the running estimate uses the unbiased one
+    return y, (1 - momentum) * running_mean + momentum * mean, (1 - momentum) * running_var + momentum * unbiased
+''',
     hints=[
         "Each channel has its own mean and variance, taken over the batch and both spatial dimensions: dims (0, 2, 3).",
         "Normalise with the biased variance (unbiased=False); update the running variance with the unbiased one.",
@@ -330,6 +366,14 @@ q5 = chapter.exercise(
     inputs=_logits_case,
     atol=1e-4,
     rtol=1e-4,
+    forbids=[Uses("torch.nn.functional.binary_cross_entropy_with_logits", "torch.nn.functional.binary_cross_entropy",
+                  "torch.binary_cross_entropy_with_logits", "torch.nn.BCEWithLogitsLoss", "torch.nn.BCELoss",
+                  says="work from the formula, with no binary_cross_entropy* function or BCE loss module")],
+    solution_code='''
+def bce_with_logits(logits, targets):
+    x, y = logits, targets
+    return (x.clamp(min=0) - x * y + torch.log1p(torch.exp(-x.abs()))).mean()
+''',
     hints=[
         "With p = sigmoid(x), the loss is -(y·log p + (1 - y)·log(1 - p)). Write log p and log(1 - p) in terms of x.",
         "log σ(x) = -log(1 + e^-x) and log(1 - σ(x)) = -x - log(1 + e^-x). Combine: loss = (1 - y)·x + log(1 + e^-x).",
@@ -383,6 +427,15 @@ q6 = chapter.exercise(
     inputs=_smoothing_case,
     atol=1e-5,
     rtol=1e-4,
+    forbids=[Uses("torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss",
+                  says="compute it from log_softmax, with no cross_entropy call or CrossEntropyLoss")],
+    solution_code='''
+def smoothed_cross_entropy(logits, labels, smoothing):
+    log_p = logits.log_softmax(dim=1)
+    nll = -log_p.gather(1, labels.unsqueeze(1)).squeeze(1)
+    uniform = -log_p.mean(dim=1)  # the smoothing spreads s / C over every class
+    return ((1 - smoothing) * nll + smoothing * uniform).mean()
+''',
     hints=[
         "Label smoothing replaces the one-hot target by (1 - s)·one_hot + s / C for every class, C = number "
         "of classes.",
@@ -477,6 +530,8 @@ q7 = chapter.exercise(
     inputs=_hooked_case,
     properties=[_no_hooks_left],
     trials=4,
+    requires=[Uses("torch.nn.Module.register_forward_hook",
+                   "torch.nn.modules.module.register_module_forward_hook", says="use forward hooks")],
     hints=[
         "dict(model.named_modules()) maps each name to its module.",
         "register_forward_hook(hook) calls hook(module, args, output) after the module's forward; store output.",
@@ -624,7 +679,11 @@ def _judge_optimizer(torch_class: type, misconceptions: list[tuple[type, str]]) 
             raise NotAttempted
 
         def learner(gs):
-            return call_answer(answer, gs, *defaults.values())  # positionally, in the signature's order
+            optimizer = call_answer(answer, gs, *defaults.values())  # positionally, in the signature's order
+            if isinstance(optimizer, torch.optim.Optimizer):  # every step is the learner's code too: guarded
+                step = optimizer.step
+                optimizer.step = lambda *args, **kwargs: call_answer(step, *args, **kwargs)
+            return optimizer
 
         try:
             optimizer, weights = _train_optimizer(learner, groups)
@@ -752,6 +811,9 @@ q9 = _declare(
     ),
     trials=6,
     on=("cpu",),
+    forbids=[Uses("torch.optim.SGD", "torch.optim.sgd.sgd", "torch.optim._functional.sgd",
+                  says="write the update yourself, from scratch, not through torch.optim.SGD")],
+    case_names=("param_groups", "settings"),
     hints=[
         "Subclass torch.optim.Optimizer and call super().__init__(params, defaults) with a dict of the defaults: it "
         "builds param_groups (each group gets the defaults it does not set) and a per-parameter dict self.state.",
@@ -847,6 +909,9 @@ q10 = _declare(
     ),
     trials=6,
     on=("cpu",),
+    forbids=[Uses("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.adam.adam", "torch.optim._functional.adam",
+                  says="write the update yourself, from scratch, not through torch.optim.Adam")],
+    case_names=("param_groups", "settings"),
     hints=[
         "Keep two running averages per parameter in self.state[p]: m of the gradient, v of its square, and a "
         "step count t.",
@@ -901,12 +966,20 @@ q11 = chapter.exercise(
     rtol=1e-9,
     atol=1e-12,
     trials=6,
+    forbids=[Uses("torch.optim.lr_scheduler.StepLR", "torch.optim.lr_scheduler.MultiStepLR",
+                  "torch.optim.lr_scheduler.LambdaLR", "torch.optim.lr_scheduler.LRScheduler",
+                  says="compute it from a formula, not by running a scheduler")],
+    solution_code='''
+def step_lr_schedule(base_lr, step_size, gamma, epochs):
+    periods = torch.div(torch.arange(epochs, dtype=torch.float64), step_size, rounding_mode="floor")
+    return base_lr * gamma**periods
+''',
     hints=[
         "Epoch e (counting from 0) trains at base_lr · gamma^k, where k is how many full step_size periods "
         "have passed.",
         "k = e // step_size. Build e with torch.arange(epochs, dtype=torch.float64).",
-        "Check against torch.optim.lr_scheduler.StepLR: read optimizer.param_groups[0]['lr'] before each "
-        "scheduler.step().",
+        "To test your formula (outside the function), run torch.optim.lr_scheduler.StepLR and read "
+        "optimizer.param_groups[0]['lr'] before each scheduler.step().",
     ],
     misconceptions=[
         (

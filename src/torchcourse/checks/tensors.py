@@ -139,6 +139,7 @@ q4 = chapter.exercise(
     reference=coordinate_grid,
     inputs=_grid_size,
     cases=[lambda device: (1, 5, device), lambda device: (4, 1, device), lambda device: (1, 1, device)],
+    loops=False,
     hints=[
         "`torch.arange(h)` gives the row numbers and `torch.arange(w)` the column numbers.",
         "Make both (h, w) with `view` plus `expand` (or `torch.meshgrid(..., indexing='ij')`), "
@@ -307,6 +308,7 @@ q8 = chapter.exercise(
     reference=nll,
     inputs=_log_probs,
     cases=[(torch.tensor([[-0.5, -1.0]]).log_softmax(1), torch.tensor([1]))],  # N = 1
+    loops=False,
     hints=[
         "You need one value per row: row i, column labels[i]. Then negate it.",
         "`log_probs.gather(1, index)` picks out[i][j] = log_probs[i][index[i][j]]; the index "
@@ -398,6 +400,7 @@ q10 = chapter.exercise(
     atol=1e-4,
     rtol=1e-4,
     cases=[(torch.tensor([[1.0], [-2.0]]),), (torch.tensor([[3.0, 3.0, 3.0]]),)],  # D = 1, a constant row
+    loops=False,
     hints=[
         "Reduce over dim=1 (the features of each row): the mean and the variance of each row.",
         "`x.mean(dim=1)` has shape (N,); subtracting it from (N, D) broadcasts it along the last "
@@ -451,6 +454,7 @@ q11 = chapter.exercise(
     atol=1e-5,
     rtol=1e-5,
     cases=[(torch.arange(6.0).view(1, 3, 2), torch.tensor([[True, True, True]]))],  # no padding at all
+    loops=False,
     hints=[
         "Zero the padded steps, sum over time, and divide by the number of valid steps of each "
         "sequence, not by T.",
@@ -502,6 +506,7 @@ q12 = chapter.exercise(
     atol=1e-3,  # the ||x||² + ||y||² - 2 x·y route loses about this much at distance 0
     rtol=2e-4,
     cases=[_coinciding],  # distance 0 between coinciding points
+    loops=False,
     hints=[
         "out[b, i, j] = ||x[b, i] - y[b, j]||: every point of x against every point of y, within "
         "each batch.",
@@ -555,6 +560,9 @@ q13 = chapter.exercise(
     atol=1e-6,
     rtol=1e-6,
     cases=[_constant_fit],  # degree 0: the mean
+    forbids=[Uses("torch.inverse", "torch.Tensor.inverse", "torch.linalg.inv", "torch.linalg.inv_ex",
+                  "torch.linalg.pinv", "torch.pinverse", "torch.Tensor.pinverse", "torch.cholesky_inverse",
+                  says="solve without forming an inverse")],
     hints=[
         "Build the design matrix A with columns 1, x, x², ..., x^degree; the coefficients c "
         "minimise ||A c - y||².",
@@ -724,6 +732,7 @@ q16 = chapter.exercise(
     atol=1e-5,
     rtol=1e-5,
     cases=[(torch.arange(6.0).view(3, 2), torch.tensor([[0], [2]]))],  # one edge, nodes without any
+    loops=False,
     hints=[
         "This is a sparse matrix product: out = A @ features, with A[t, s] the number of edges "
         "s → t. Build A with `torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=True)`: "

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .core import Case, Chapter, JudgedExercise, Mismatch, call_answer, describe
+from .core import Case, Chapter, JudgedExercise, Mismatch, Uses, call_answer, describe
 from .core import randint as _randint
 
 chapter = Chapter("06_visualization", "Visualization")
@@ -346,6 +346,8 @@ q4 = chapter.exercise(
     inputs=_model_and_batch,
     trials=4,
     properties=[_no_hooks_left],
+    requires=[Uses("torch.nn.Module.register_forward_hook", "torch.nn.modules.module.register_module_forward_hook",
+                   says="use a forward hook")],
     hints=[
         "`model.get_submodule(layer)` finds the layer by name; `layer.register_forward_hook(fn)` calls "
         "`fn(module, inputs, output)` every time that layer runs.",

@@ -1,4 +1,5 @@
-"""The check framework on a toy chapter: comparison order, feedback, structure checks, modes."""
+"""The exercise and the outcome (checks/core/exercise.py, compare.py, outcome.py, chapter.py) on a toy chapter:
+comparison order, feedback, structure checks, modes."""
 
 from __future__ import annotations
 
@@ -7,17 +8,9 @@ import json
 import pytest
 import torch
 
-from torchcourse.checks.core import Chapter, CheckFailed, Mismatch, Report, Status, compare
+from torchcourse.checks.core import CheckFailed, Mismatch, Report, Status, compare
 
-
-def _vectors(generator, device):
-    n = int(torch.randint(3, 8, (1,), generator=generator))
-    return (torch.randn(n, generator=generator).to(device),)
-
-
-@pytest.fixture
-def chapter() -> Chapter:
-    return Chapter("99_toy", "Toy")
+from .conftest import vectors as _vectors
 
 
 @pytest.fixture
@@ -227,3 +220,13 @@ def test_a_single_tolerance_is_enough():
     compare(torch.tensor([1.0]), torch.tensor([1.05]), atol=0.1)
     with pytest.raises(Mismatch, match="differ"):
         compare(torch.tensor([1.0]), torch.tensor([1.05]), rtol=0.01)
+
+
+def test_the_smallest_failing_case_shows_every_tensors_shape(chapter):
+    def _big(generator, device):
+        return (torch.randn(40, 30, generator=generator).to(device),)
+
+    ex = chapter.exercise("q30", "Double", points=1, reference=lambda x: x * 2, inputs=_big, hints=["-"])
+    message = ex.grade(lambda x: x * 3).message
+    assert "Shapes: x: tensor(40, 30) torch.float32 on cpu" in message
+    assert "Your function returned:" in message and "(tensor(40, 30) torch.float32 on cpu)" in message
