@@ -100,6 +100,11 @@ def _on_simulated_cuda(exercise: Exercise, guard: _Guarded, trial: int) -> None:
             text = (str(mismatch).removeprefix("Your function ").removeprefix("Your class ")  # as a GPU names it
                     .replace("FakeTensorDeviceMismatchError", "RuntimeError")
                     .replace("SimulatedDeviceError", "TypeError"))
+            # torch 2.11's fake tensors word it their own way: put it as CUDA does
+            text = re.sub(r"Unhandled FakeTensor Device Propagation for [\w.]+, "
+                          r"found two different devices (\S+), (\S+?)\b",
+                          r"Expected all tensors to be on the same device, but found at least two devices, \1 and \2!",
+                          text)
             raise Mismatch(
                 f"The values are right, but {_SIMULATED} your function {text} On a GPU it fails the same way: "
                 "a tensor you create has no device= argument, or something is moved to a fixed device, or a "
