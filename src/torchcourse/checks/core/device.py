@@ -125,16 +125,13 @@ def _on_simulated_cuda(exercise: Exercise, guard: _Guarded, trial: int) -> None:
         )
     if expected is _UNKNOWN:
         return
-    got, want = _tensors(result), _tensors(expected)
-    if len(got) != len(want):
-        return
-    for i, (a, e) in enumerate(zip(got, want, strict=True)):
-        if a.device != e.device:
-            item = "your result" if len(got) == 1 else f"tensor {i} of your result"
-            raise Mismatch(
-                f"The values are right, but {_SIMULATED} {item} came back on {a.device}, not {e.device}: a tensor "
-                "you create lands on the default device unless you give it the inputs' device."
-            )
+    wrong = _misplaced(result, _tensors(expected))
+    if wrong:
+        item, a, e = wrong
+        raise Mismatch(
+            f"The values are right, but {_SIMULATED} {item} came back on {a.device}, not {e.device}: a tensor "
+            "you create lands on the default device unless you give it the inputs' device."
+        )
 
 
 @contextlib.contextmanager
@@ -175,14 +172,23 @@ def _on_meta(exercise: Exercise, guard: _Guarded, trial: int) -> None:
         return  # an operation meta cannot run (data-dependent, .item(), LAPACK): inconclusive
     except NotAttempted:
         return
+    wrong = _misplaced(result, expected_tensors)
+    if wrong:
+        item, a, e = wrong
+        raise Mismatch(
+            f"The values are right here, but with the inputs on the 'meta' device (a stand-in for a "
+            f"GPU) {item} came back on {a.device}: a tensor you create lands on the default device "
+            "unless you give it the inputs' device."
+        )
+
+
+def _misplaced(result: Any, expected: list[Any]) -> tuple[str, Any, Any] | None:
+    """The first tensor of ``result`` on another device than its twin in ``expected``: (how to name it, it, the
+    twin); None when every one matches, or when the two hold different numbers of tensors (another check's job)."""
     got = _tensors(result)
-    if len(got) != len(expected_tensors):
-        return
-    for i, (a, e) in enumerate(zip(got, expected_tensors, strict=True)):
+    if len(got) != len(expected):
+        return None
+    for i, (a, e) in enumerate(zip(got, expected, strict=True)):
         if a.device != e.device:
-            item = "your result" if len(got) == 1 else f"tensor {i} of your result"
-            raise Mismatch(
-                f"The values are right here, but with the inputs on the 'meta' device (a stand-in for a "
-                f"GPU) {item} came back on {a.device}: a tensor you create lands on the default device "
-                "unless you give it the inputs' device."
-            )
+            return ("your result" if len(got) == 1 else f"tensor {i} of your result"), a, e
+    return None
