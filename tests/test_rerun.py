@@ -47,6 +47,14 @@ def test_outputs_are_compared_as_nbval_sees_them():
     assert rerun._shown(outputs, rerun._sanitizers()) == ["stdout: at 0xADDRESS in TMPDIR/x, DURATION\n"]
 
 
+def test_a_stream_split_into_pieces_reads_as_one():
+    whole = [nbformat.v4.new_output("stream", text="error: no\n[0, 1]\n")]
+    pieces = [nbformat.v4.new_output("stream", text="error: no"), nbformat.v4.new_output("stream", text="\n[0, 1]\n")]
+    assert rerun._shown(pieces, []) == rerun._shown(whole, []) == ["stdout: error: no\n[0, 1]\n"]
+    other = [pieces[0], nbformat.v4.new_output("stream", name="stderr", text="\n[0, 1]\n")]
+    assert len(rerun._shown(other, [])) == 2  # stdout and stderr stay apart
+
+
 def test_timed_cells_are_recognised():
     assert rerun.is_timed('result = tc.bench(make, "matmul", label="mm")')
     assert not rerun.is_timed("tc.benchmark = 1\nbench = 2")

@@ -69,8 +69,15 @@ def _sanitizers() -> list[tuple[re.Pattern[str], str]]:
 
 def _shown(outputs: list, sanitize: list[tuple[re.Pattern[str], str]]) -> list[str]:
     """What a cell showed, as text: streams, plain-text values and errors, sanitised."""
-    parts = []
-    for output in outputs:
+    parts: list[str] = []
+    merged: list[dict] = []
+    for output in outputs:  # one stream arrives in as many pieces as the kernel flushed: join them, as nbval does
+        if (output.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
+                and merged[-1].get("name") == output.get("name")):
+            merged[-1] = {**merged[-1], "text": merged[-1].get("text", "") + output.get("text", "")}
+        else:
+            merged.append(output)
+    for output in merged:
         kind = output.get("output_type")
         if kind == "stream":
             text = f"{output.get('name')}: {output.get('text', '')}"
