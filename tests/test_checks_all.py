@@ -55,15 +55,16 @@ def test_there_are_exercises():
 # Each reference is graded in a process of its own, forked from one that has imported the chapter and
 # done the checks' warm-up and nothing else: torch's lazy set-up (the first optimizer, the first meta or
 # fake-tensor operation) happens inside that exercise's check, as in a kernel restarted just before it.
+# One process for every chapter (a torch import costs seconds); each exercise still gets a fork of its own.
 _FRESH = r"""
 import json, os, sys
 from torchcourse.checks import chapters
 from torchcourse.checks.core import warm_up
 
-chapter = chapters()[sys.argv[1]]
 warm_up()
 results = {}
-for ex in reversed(list(chapter.exercises.values())):  # last first: nothing set up before
+exercises = [(name, ex) for name, chapter in chapters().items() for ex in chapter.exercises.values()]
+for name, ex in reversed(exercises):  # last first: nothing set up before
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -81,21 +82,26 @@ for ex in reversed(list(chapter.exercises.values())):  # last first: nothing set
         data += chunk
     os.close(read)
     os.waitpid(pid, 0)
-    results[ex.id] = json.loads(data) if data else ["died", 0, ex.points, ""]
+    results.setdefault(name, {})[ex.id] = json.loads(data) if data else ["died", 0, ex.points, ""]
 print(json.dumps(results))
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a fresh process per exercise")
-@pytest.mark.parametrize("name", list(chapters()))
-def test_reference_is_correct_in_a_fresh_process(name: str):
+@pytest.fixture(scope="module")
+def fresh_results() -> dict:
     env = {**os.environ, "TORCHCOURSE_NO_CUDA": "1", "PYTHONHASHSEED": "0"}
     env.pop("TORCHCOURSE_STRICT", None)
     env.pop("TORCHCOURSE_GRADE_FILE", None)
-    run = subprocess.run([sys.executable, "-c", _FRESH, name], capture_output=True, text=True, env=env,
+    run = subprocess.run([sys.executable, "-c", _FRESH], capture_output=True, text=True, env=env,
                          timeout=900, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
-    results = json.loads(run.stdout.strip().splitlines()[-1])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a fresh process per exercise")
+@pytest.mark.parametrize("name", list(chapters()))
+def test_reference_is_correct_in_a_fresh_process(name: str, fresh_results: dict):
+    results = fresh_results.get(name, {})
     assert set(results) == set(chapters()[name].exercises)
     wrong = {id_: message for id_, (status, points, most, message) in results.items()
              if status != "correct" or points != most or most <= 0}
