@@ -6,7 +6,8 @@
 # the course's wheels (tools/gpu_wheels.sh) installed with `pip install --target`, PYTHONPATH as documented,
 # and tools/gpu_run.sh run twice:
 #   1. as is: the preflight passes and the run stops with its "no CUDA" message (exit 2), writing nothing;
-#   2. GPU_RUN_ALLOW_CPU=1 with the first-lease plan (chapter 05): every step runs and passes on the CPU, and
+#   2. GPU_RUN_ALLOW_CPU=1 with the first-lease plan (chapter 05) on a sample (one timed lesson, the solution, one
+#      test file; REHEARSAL_NOTEBOOKS / REHEARSAL_TESTS choose others): every step runs and passes on the CPU, and
 #      everything it writes is in GPU_RUN_DIR, within what the device tool hands back (8 files, 1 folder down).
 # The venv is kept in $TORCHCOURSE_MATRIX_DIR (default ~/.cache/torchcourse/matrix) and reused.
 set -euo pipefail
@@ -42,8 +43,12 @@ cat "$work/refused.log"
 [ "$rc" = 2 ] && grep -q "preflight passed" "$work/refused.log" && grep -q "no CUDA device here" "$work/refused.log" \
   && [ ! -e "$work/refused" ] || { echo "gpu-rehearsal: expected the preflight to pass and the run to stop (rc $rc)" >&2; exit 1; }
 
-echo "== rehearsal 2/2: the first-lease plan (chapter 05) on the CPU"
-GPU_RUN_DIR=$work/out GPU_RUN_PLAN=ch05 GPU_RUN_ALLOW_CPU=1 JOBS=2 tools/gpu_run.sh
+# Every step of the plan, on a sample of it: each lesson already passes on this torch in the matrix's gpu entry,
+# so a timed lesson, the chapter's solution and one package test file prove the steps and where results land.
+echo "== rehearsal 2/2: the first-lease plan (chapter 05, a sample) on the CPU"
+GPU_RUN_DIR=$work/out GPU_RUN_PLAN=ch05 GPU_RUN_ALLOW_CPU=1 JOBS=2 \
+  GPU_RUN_NOTEBOOKS="${REHEARSAL_NOTEBOOKS-notebooks/05_gpu/06_benchmarking.ipynb solutions/05_gpu.ipynb}" \
+  GPU_RUN_TESTS="${REHEARSAL_TESTS-tests/test_bench.py}" tools/gpu_run.sh
 files=$(find "$work/out" -type f | wc -l)
 deep=$(find "$work/out" -mindepth 2 -type f | wc -l)
 [ "$files" -le 8 ] && [ "$deep" = 0 ] || { echo "gpu-rehearsal: $files files, $deep in subfolders" >&2; exit 1; }
