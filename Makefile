@@ -81,6 +81,12 @@ execute: install
 	done
 	$(PY) tools/tidy_notebooks.py
 
+# Re-executes the timed lessons one at a time, alone on a quiet machine, keeping only quiet tables (tools/record.py;
+# RECORD_ARGS=NB.ipynb for one). Stop everything else first: a browser, a suite, a helper session.
+.PHONY: record
+record: install
+	$(PY) tools/record.py $(RECORD_ARGS)
+
 tidy: install
 	$(PY) tools/tidy_notebooks.py
 

@@ -116,8 +116,13 @@ def test_plot_draws_both_panels(cuda):
     matplotlib.use("Agg")
     time_ax, speed_ax = _fake(cuda).plot()
     _, labels = time_ax.get_legend_handles_labels()
-    assert labels == (["cpu (this machine)", "cuda (this machine)"] if cuda else ["cpu (this machine)"])
+    assert labels == (["cpu median (this machine)", "cuda median (this machine)"] if cuda
+                      else ["cpu median (this machine)"])  # saved before the fastest block was kept: medians only
     assert bool(speed_ax.lines) == cuda
+    timed = {"cpu": [Timing(2e-3, 1e-4, 10, 10, 1.5e-3), Timing(8e-3, 1e-4, 10, 10, 7e-3)]}
+    time_ax, _ = BenchResult("fastest", [10, 20], ["cpu"], timed).plot()
+    fastest = {line.get_label(): list(line.get_ydata()) for line in time_ax.lines}["cpu fastest block"]
+    assert fastest == [1.5, 7.0]  # in ms, beside the medians
 
 
 def test_every_measurement_has_blocks_and_a_measured_spread():
@@ -154,14 +159,15 @@ def test_without_cuda_the_table_says_so_once(monkeypatch):
     text = str(_fake(cuda=False))
     assert text.count("CUDA not available") == 1 and "no GPU reference run has been recorded" in text
     header, rows = _fake(cuda=False).table()
-    assert header == ["size", "cpu ms (IQR, 10 blocks)", "cpu GFLOP/s"] and all(len(r) == 3 for r in rows)
+    assert header == ["size", "cpu ms (IQR, 10 blocks)", "cpu fastest ms", "cpu GFLOP/s"]
+    assert all(len(r) == 4 for r in rows)
 
 
 def test_a_cuda_only_sweep_has_no_cpu_columns():
     timings = {"cuda": [Timing(4e-3, 1e-4, 10, 10), Timing(1e-3, 1e-4, 10, 10)]}
     result = BenchResult("copies", [10, 20], ["cuda"], timings, bytes=[4e6, 8e6])
     header, _ = result.table()
-    assert header == ["size", "cuda ms (IQR, 10 blocks)", "cuda GB/s"]
+    assert header == ["size", "cuda ms (IQR, 10 blocks)", "cuda fastest ms", "cuda GB/s"]
     assert "not available" not in str(result) and "Timed on CUDA only." in str(result)
 
 
@@ -220,3 +226,51 @@ def test_save_bench_writes_every_sweep_with_its_environment(tmp_path, monkeypatc
     for key in ("torch", "threads", "cpu capability", "preset", "date"):
         assert saved["meta"][key]
     assert saved["meta"]["threads"] == str(torch.get_num_threads())
+
+
+def _measures(monkeypatch, timings, calibrations=None):
+    """time_fn with its measurements (and calibration times) replaced by these, in order."""
+    taken = iter(timings)
+    monkeypatch.setattr(bench_module, "_measure", lambda *a: next(taken))
+    monkeypatch.setattr(bench_module, "_QUIETEST", [])
+    if calibrations is not None:
+        times = iter(calibrations)
+        monkeypatch.setattr(bench_module, "calibrate", lambda: next(times))
+
+
+def test_a_quiet_measurement_is_taken_once(monkeypatch):
+    _measures(monkeypatch, [Timing(1e-3, 1e-4, 100, 10, 9e-4)], [1.0, 1.1])
+    t = time_fn(lambda: None, "cpu", warmup=0)
+    assert (t.busy, t.attempts, t.median) == (False, 1, 1e-3)
+
+
+def test_blocks_that_spread_are_measured_again_and_the_quietest_is_kept(monkeypatch):
+    noisy = [Timing(2e-3, 3e-3, 100, 10, 1e-3), Timing(1.5e-3, 1e-3, 100, 10, 1e-3), Timing(1e-3, 1e-4, 100, 10, 9e-4)]
+    _measures(monkeypatch, noisy, [1.0] * 6)
+    t = time_fn(lambda: None, "cpu", warmup=0)
+    assert (t.busy, t.attempts, t.median) == (False, 3, 1e-3)
+
+
+def test_a_measurement_still_disturbed_after_every_attempt_is_marked_busy_and_explained(monkeypatch):
+    noisy = [Timing(2e-3, 3e-3, 100, 10, 1e-3), Timing(1.5e-3, 1e-3, 100, 10, 1e-3), Timing(3e-3, 9e-3, 100, 10, 1e-3)]
+    _measures(monkeypatch, noisy, [1.0] * 6)
+    t = time_fn(lambda: None, "cpu", warmup=0)
+    assert (t.busy, t.attempts, t.median) == (True, 3, 1.5e-3)  # the least spread of the three
+    result = BenchResult("b", [8, 16], ["cpu"], {"cpu": [Timing(1e-3, 1e-4, 100, 10, 9e-4), t]})
+    assert result.busy() == [("cpu", 16)]
+    text = str(result)
+    assert text.count(bench_module.BUSY_MARK) == 1 and "busy while timing" in text and "Rerun the cell" in text
+    assert "busy while timing" in result._repr_html_()
+
+
+def test_a_calibration_job_slowed_around_a_measurement_marks_it_busy(monkeypatch):
+    steady = Timing(1e-3, 1e-4, 100, 10, 9e-4)  # its blocks agree: only the calibration tells
+    _measures(monkeypatch, [steady] * 2, [1.0, 3.0, 1.0, 1.1])  # slowed after the first, quiet around the second
+    t = time_fn(lambda: None, "cpu", warmup=0)
+    assert (t.busy, t.attempts) == (False, 2)
+    _measures(monkeypatch, [steady] * 3, [1.0, 2.0] * 3)
+    assert time_fn(lambda: None, "cpu", warmup=0).busy
+
+
+def test_calibration_is_a_fixed_job_of_about_a_millisecond():
+    assert 1e-5 < bench_module.calibrate() < 0.1

@@ -15,7 +15,8 @@ __all__ = ["plot_bench", "show_matrix"]
 def plot_bench(result: BenchResult, ax: Any = None) -> Any:
     """Time per device (left) and GPU/CPU speed-up (right) against size, on log axes.
 
-    Error bars span the interquartile range. Without CUDA, a recorded GPU run (when the course has
+    Medians have error bars spanning the interquartile range; the fastest blocks are drawn dotted beside
+    them (the figure to compare). Without CUDA, a recorded GPU run (when the course has
     one) is drawn dashed and labelled "recorded", with its own machine's speed-up on the right.
     """
     if ax is None:
@@ -23,15 +24,18 @@ def plot_bench(result: BenchResult, ax: Any = None) -> Any:
     time_ax, speed_ax = ax
     for device, timings in result.timings.items():
         medians = [t.median * 1e3 for t in timings]
-        time_ax.errorbar(result.sizes, medians, yerr=[[t.iqr / 2 * 1e3 for t in timings]] * 2, fmt="o-",
-                         capsize=3, label=f"{device} (this machine)")
+        drawn = time_ax.errorbar(result.sizes, medians, yerr=[[t.iqr / 2 * 1e3 for t in timings]] * 2, fmt="o-",
+                                 capsize=3, label=f"{device} median (this machine)")
+        if all(t.best is not None for t in timings):  # the figure to compare with, beside the typical run
+            time_ax.plot(result.sizes, [t.best * 1e3 for t in timings], "v:", color=drawn[0].get_color(),
+                         label=f"{device} fastest block")
     reference = result._overlay()
     if reference is not None:
         gpu = reference.meta.get("gpu", "GPU")
         for device, timings in reference.timings.items():
             time_ax.plot(reference.sizes, [t.median * 1e3 for t in timings], "s--", alpha=0.7,
                          label=f"{device}, recorded on {gpu}")
-    time_ax.set(xscale="log", yscale="log", xlabel="size", ylabel="median ms per call", title=result.label)
+    time_ax.set(xscale="log", yscale="log", xlabel="size", ylabel="ms per call", title=result.label)
     time_ax.legend(fontsize="small")
     speedup, source = result.speedup(), result
     if speedup is None and reference is not None and reference.speedup() is not None:
