@@ -36,7 +36,8 @@ def test_bigger_matmul_takes_longer():
     assert t_big > 4 * t_small  # 512x the FLOPs; anything less than 4x would mean we time overhead
 
 
-def test_timer_gets_the_real_thread_count(monkeypatch):
+@pytest.mark.parametrize(("chosen", "expected"), [("quick", 1), ("full", None), ("3", 3)])
+def test_timer_gets_the_thread_count_of_the_preset(monkeypatch, chosen, expected):
     seen = {}
     real_timer = bench_module.benchmark.Timer
 
@@ -45,8 +46,21 @@ def test_timer_gets_the_real_thread_count(monkeypatch):
         return real_timer(*args, **kwargs)
 
     monkeypatch.setattr(bench_module.benchmark, "Timer", spy)
-    time_fn(lambda: None, "cpu", min_run_time=0.01)
-    assert seen["num_threads"] == torch.get_num_threads()
+    if chosen.isdigit():
+        monkeypatch.setenv("TORCHCOURSE_BENCH_THREADS", chosen)
+    else:
+        monkeypatch.delenv("TORCHCOURSE_BENCH_THREADS", raising=False)
+        monkeypatch.setenv("TORCHCOURSE_BENCH", chosen)
+    before, ran_on = torch.get_num_threads(), set()
+    time_fn(lambda: ran_on.add(torch.get_num_threads()), "cpu", min_run_time=0.01)
+    assert seen["num_threads"] == (expected or before)  # quick: one thread, full: all of them
+    assert ran_on == {expected or before} and torch.get_num_threads() == before  # what the code ran on; restored
+
+
+def test_a_table_timed_on_one_thread_says_so():
+    timings = {"cpu": [Timing(1e-3, 1e-4, 10, 10, 9e-4)]}
+    assert "CPU timed on 1 of 8 threads" in str(BenchResult("t", [8], ["cpu"], timings, meta={"threads": "1 of 8"}))
+    assert "CPU timed on" not in str(BenchResult("t", [8], ["cpu"], timings, meta={"threads": "8 of 8"}))
 
 
 def test_warmup_runs_before_timing():
@@ -225,7 +239,7 @@ def test_save_bench_writes_every_sweep_with_its_environment(tmp_path, monkeypatc
     assert BenchResult.from_dict(saved) == result
     for key in ("torch", "threads", "cpu capability", "preset", "date"):
         assert saved["meta"][key]
-    assert saved["meta"]["threads"] == str(torch.get_num_threads())
+    assert saved["meta"]["threads"] == f"{bench_module.cpu_threads()} of {torch.get_num_threads()}"
 
 
 def _measures(monkeypatch, timings, calibrations=None):

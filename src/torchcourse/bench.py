@@ -1,4 +1,4 @@
-"""Time a workload on every device, the right way: warm-up, CUDA sync, all CPU threads, median and IQR.
+"""Time a workload on every device, the right way: warm-up, CUDA sync, chosen CPU threads, median and IQR.
 
 Every timed cell in the course goes through :func:`bench`. Sizes come from :data:`PRESETS`, the one
 place that decides how big a sweep is: ``quick`` keeps a CPU-only run (and the test suite) fast,
@@ -62,7 +62,8 @@ def __getattr__(name: str) -> Any:
         return _benchmark()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["PRESETS", "BenchResult", "Timing", "bench", "environment", "preset", "reference", "sizes", "time_fn"]
+__all__ = ["PRESETS", "BenchResult", "Timing", "bench", "cpu_threads", "environment", "preset", "reference", "sizes",
+           "time_fn"]
 
 #: Sweep sizes per workload. The meaning of a size is the workload's own (n for an n x n matmul,
 #: element count for element-wise ops, batch size for a model step). ``regime_*`` and ``overhead_calls``
@@ -114,6 +115,12 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
     },
 }
 
+#: CPU threads a timing uses, per preset. ``quick`` is for CPU-only machines, where a browser or another program
+#: shares the cores: one thread, so that no thread of an operation waits for another that is not scheduled (on a
+#: shared 2-core machine that wait is a whole time slice, and no block escapes it). ``full`` (None) uses every
+#: thread torch has. ``TORCHCOURSE_BENCH_THREADS=N`` overrides both.
+THREADS: dict[str, int | None] = {"quick": 1, "full": None}
+
 #: Seconds of repeated runs per measurement: the blocks continue until they add up to this much.
 MIN_RUN_TIME = {"quick": 0.02, "full": 0.2}
 
@@ -139,6 +146,14 @@ def preset() -> str:
     if chosen not in PRESETS:
         raise ValueError(f"TORCHCOURSE_BENCH must be one of {sorted(PRESETS)}, not {chosen!r}")
     return chosen
+
+
+def cpu_threads() -> int:
+    """The CPU threads a timing uses: ``TORCHCOURSE_BENCH_THREADS``, else the preset's (:data:`THREADS`)."""
+    chosen = os.environ.get("TORCHCOURSE_BENCH_THREADS")
+    if chosen:
+        return int(chosen)
+    return THREADS[preset()] or torch.get_num_threads()
 
 
 def sizes(workload: str) -> tuple[int, ...]:
@@ -198,34 +213,39 @@ def time_fn(
 ) -> Timing:
     """Time ``fn()`` on ``device`` after ``warmup`` calls, with torch.utils.benchmark, in ``blocks`` blocks at least.
 
-    The Timer synchronises CUDA around every block of runs, and gets the real thread count
-    (its default of one thread would make the CPU look several times slower than it is).
+    The Timer synchronises CUDA around every block of runs, and gets its thread count from
+    :func:`cpu_threads` (its own default is one thread, whatever the preset).
     ``Timer.blocked_autorange`` sizes its blocks so that one block can fill the whole time budget,
     which leaves a single block and an IQR of 0; here one call sizes the blocks so that
     ``blocks`` of them fill ``min_run_time``, and blocks are added until they do. A disturbed
     measurement is taken again, up to :data:`ATTEMPTS` times, and the least disturbed one is kept.
     """
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    tries: list[Timing] = []
-    for _ in range(ATTEMPTS):
-        before = calibrate()
-        timing = _measure(fn, device, min_run_time, blocks)
-        slowdown = _slowdown(before, calibrate())
-        timing.busy = timing.spread >= BUSY_SPREAD or slowdown >= BUSY_SLOWDOWN
-        tries.append(timing)
-        if not timing.busy:
-            break
+    threads, prior = (cpu_threads() if device == "cpu" else torch.get_num_threads()), torch.get_num_threads()
+    torch.set_num_threads(threads)  # for the warm-up and every block (Timer._timeit does not set it)
+    try:
+        for _ in range(warmup):
+            fn()
+        synchronize(device)
+        tries: list[Timing] = []
+        for _ in range(ATTEMPTS):
+            before = calibrate()
+            timing = _measure(fn, threads, min_run_time, blocks)
+            slowdown = _slowdown(before, calibrate())
+            timing.busy = timing.spread >= BUSY_SPREAD or slowdown >= BUSY_SLOWDOWN
+            tries.append(timing)
+            if not timing.busy:
+                break
+    finally:
+        torch.set_num_threads(prior)
     kept = min(tries, key=lambda t: (t.busy, t.spread))  # the least disturbed
     kept.attempts = len(tries)
     return kept
 
 
-def _measure(fn: Callable[[], Any], device: str, min_run_time: float | None, blocks: int) -> Timing:
+def _measure(fn: Callable[[], Any], threads: int, min_run_time: float | None, blocks: int) -> Timing:
     """One measurement: blocks of runs sized so that ``blocks`` of them fill the time budget."""
     benchmark = _benchmark()
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
     budget = min_run_time or MIN_RUN_TIME[preset()]
     one_call = timer._timeit(1)  # the Timer's own block runner (it syncs CUDA), also a last warm-up
     number = max(1, int(budget / blocks / one_call))
@@ -241,7 +261,7 @@ def environment() -> dict[str, str]:
     env = {
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "threads": str(torch.get_num_threads()),
+        "threads": f"{cpu_threads()} of {torch.get_num_threads()}",
         "cpu capability": torch.backends.cpu.get_cpu_capability(),
         "preset": preset(),
         "date": datetime.date.today().isoformat(),
@@ -373,13 +393,20 @@ class BenchResult:
 
     def note(self) -> str:
         """What the table does not show (CUDA absent, or the recorded run instead), and a warning when busy."""
-        lines = [self._cuda_note()]
+        lines = [self._cuda_note(), self._threads_note()]
         if self.busy():
             lines.append(f"{BUSY_MARK.strip()} This machine was busy while timing these rows (their blocks spread by "
                          f"half their median, or a fixed test job ran {BUSY_SLOWDOWN:g} times slower than usual, even "
                          f"after {ATTEMPTS} tries): they show the load, not the operation. Rerun the cell when "
                          "nothing else is running.")
         return "\n".join(line for line in lines if line)
+
+    def _threads_note(self) -> str:
+        threads = self.meta.get("threads", "")
+        if "cpu" not in self.timings or not threads.startswith("1 of ") or threads == "1 of 1":
+            return ""
+        return (f"CPU timed on {threads} threads: on a machine whose cores other programs share, one thread never "
+                "waits for another (the full preset uses them all).")
 
     def _cuda_note(self) -> str:
         if "cuda" in self.timings:
