@@ -187,6 +187,17 @@ def test_q8_rejects(answer, needle):
     assert needle in _incorrect(tensors.q8, answer)
 
 
+def test_q8_rejects_a_one_hot_product_where_a_class_has_probability_zero():
+    """Every random log-probability was finite, so multiplying by a one-hot mask and summing passed;
+    a class of probability 0 has log-probability -inf, and -inf * 0 is NaN."""
+    one_hot = lambda lp, y: -(lp * F.one_hot(y, lp.shape[1])).sum(1)  # noqa: E731
+    by_matmul = lambda lp, y: -(lp @ F.one_hot(y, lp.shape[1]).T.to(lp.dtype)).diagonal()  # noqa: E731
+    for wrong in (one_hot, by_matmul):
+        assert "NaN" in _incorrect(tensors.q8, wrong)
+    selected = lambda lp, y: -torch.where(F.one_hot(y, lp.shape[1]).bool(), lp, 0.0).sum(1)  # noqa: E731
+    assert tensors.q8.grade(selected).status is Status.CORRECT
+
+
 # --- q9 · top k per row --------------------------------------------------------------------------
 
 

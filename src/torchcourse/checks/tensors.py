@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .core import Chapter, Uses
@@ -307,7 +309,12 @@ q8 = chapter.exercise(
     points=1,
     reference=nll,
     inputs=_log_probs,
-    cases=[(torch.tensor([[-0.5, -1.0]]).log_softmax(1), torch.tensor([1]))],  # N = 1
+    cases=[
+        (torch.tensor([[-0.5, -1.0]]).log_softmax(1), torch.tensor([1])),  # N = 1
+        # classes of probability 0 (log-probability -inf), beside the label and at it
+        (torch.tensor([[0.0, -math.inf, -math.inf], [-math.inf, math.log(0.25), math.log(0.75)],
+                       [-math.inf, 0.0, -math.inf]]), torch.tensor([0, 2, 0])),
+    ],
     loops=False,
     hints=[
         "You need one value per row: row i, column labels[i]. Then negate it.",
