@@ -357,6 +357,27 @@ def test_q7_correct_variants() -> None:
     accepted(ch.q7, lambda m, x, names: dict(ch.record_activations(m, x, names)))
 
 
+def test_q7_nested_names_and_the_model_itself() -> None:
+    """Every random name was a top-level child: looking a name up as an attribute, or among the
+    children, passed; named_modules() also names nested layers ("block.0") and the model ("")."""
+
+    def hooked(lookup):
+        def answer(model, x, names):
+            recorded = {}
+            handles = [lookup(model, n).register_forward_hook(lambda m, a, o, n=n: recorded.__setitem__(n, o))
+                       for n in names]
+            model(x)
+            for h in handles:
+                h.remove()
+            return recorded
+
+        return answer
+
+    rejected(ch.q7, hooked(getattr), "raised AttributeError")
+    rejected(ch.q7, hooked(lambda model, n: dict(model.named_children())[n]), "raised KeyError")
+    accepted(ch.q7, hooked(lambda model, n: model.get_submodule(n)))
+
+
 def test_q7_without_hooks_is_ruled_out() -> None:
     rejected(ch.q7, _by_slicing, "use forward hooks")
 

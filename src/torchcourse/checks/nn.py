@@ -483,6 +483,22 @@ def _hooked_case(generator: torch.Generator, device: str) -> tuple[nn.Module, to
     return model, x, chosen
 
 
+def _nested_case(names: list[str]) -> Callable[[str], Case]:
+    """A model with a block inside it: names from named_modules() that are nested ("block.0"), the
+    block itself, and "" (the model), which neither getattr nor named_children() find."""
+
+    def case(device: str) -> Case:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(7)
+            block = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+            model = nn.Sequential(OrderedDict([("stem", nn.Linear(3, 4)), ("block", block),
+                                               ("head", nn.Linear(4, 2))])).to(device)
+        x = torch.randn(3, 3, generator=torch.Generator().manual_seed(7)).to(device)
+        return model, x, list(names)
+
+    return case
+
+
 def record_activations(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
     recorded: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
@@ -530,6 +546,7 @@ q7 = chapter.exercise(
     inputs=_hooked_case,
     properties=[_no_hooks_left],
     trials=4,
+    cases=[_nested_case(["block.0", "block", "head"]), _nested_case(["block.1", ""])],
     requires=[Uses("torch.nn.Module.register_forward_hook",
                    "torch.nn.modules.module.register_module_forward_hook", says="use forward hooks")],
     hints=[
