@@ -599,6 +599,67 @@ def test_q10_wrong_answers() -> None:
     rejected(ch.q10, _SGDWrapper, "raised TypeError")  # a signature without betas and eps
 
 
+class _SGDMomentumOfDefaults(ch.SGDMomentum):
+    """lr and weight_decay read from each group, but the momentum from the defaults."""
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad + group["weight_decay"] * p
+                state = self.state[p]
+                state["b"] = g.clone() if "b" not in state else state["b"] * self.defaults["momentum"] + g
+                p.sub_(group["lr"] * state["b"])
+
+
+class _SGDMomentumSwitchOfDefaults(ch.SGDMomentum):
+    """Whether to keep a buffer at all is decided by the default momentum, not the group's."""
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad + group["weight_decay"] * p
+                if self.defaults["momentum"]:
+                    state = self.state[p]
+                    state["b"] = g.clone() if "b" not in state else state["b"] * group["momentum"] + g
+                    g = state["b"]
+                p.sub_(group["lr"] * g)
+
+
+class _AdamBetasOfDefaults(ch.MyAdam):
+    """Everything per group except the betas, taken from the defaults."""
+
+    @torch.no_grad()
+    def step(self):
+        beta1, beta2 = self.defaults["betas"]
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad + group["weight_decay"] * p
+                state = self.state[p]
+                if not state:
+                    state["step"], state["m"], state["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
+                state["step"] += 1
+                state["m"] = beta1 * state["m"] + (1 - beta1) * g
+                state["v"] = beta2 * state["v"] + (1 - beta2) * g * g
+                m_hat = state["m"] / (1 - beta1 ** state["step"])
+                v_hat = state["v"] / (1 - beta2 ** state["step"])
+                p.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))
+
+
+def test_groups_override_every_setting() -> None:
+    """A random group's override was often the default itself, the first group never overrode, and
+    no group set its own momentum (q9) or betas (q10): a setting read from the defaults passed."""
+    for wrong in (_SGDMomentumOfDefaults, _SGDMomentumSwitchOfDefaults):
+        rejected(ch.q9, wrong, "weights differ")
+    rejected(ch.q10, _AdamBetasOfDefaults, "weights differ")
+    for exercise in (ch.q9, ch.q10):
+        for groups, defaults in (exercise.make_case(t, "cpu") for t in range(exercise.trials, exercise.total_cases)):
+            for key, default in defaults.items():
+                assert any(g.get(key, default) != default for g in groups), key
+                assert any(key not in g for g in groups)
+
+
 class _AdamWWrapper(torch.optim.AdamW):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

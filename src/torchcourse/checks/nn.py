@@ -656,6 +656,23 @@ def _groups_case(
     return groups, defaults
 
 
+def _overriding_case(defaults: dict[str, Any], *overrides: dict[str, Any]) -> Callable[[str], Case]:
+    """Groups that set their own values (the first group too) for every setting, each differing from the
+    default, and a group that keeps the defaults: a setting read from the defaults, or from the first
+    group, for every group shows."""
+
+    def case(device: str) -> Case:
+        generator = torch.Generator().manual_seed(len(overrides))
+        groups = [
+            {"params": [torch.randn(2, 3, generator=generator, dtype=torch.float64),
+                        torch.randn(3, generator=generator, dtype=torch.float64)], **override}
+            for override in overrides
+        ]
+        return groups, dict(defaults)
+
+    return case
+
+
 def _train_optimizer(make: Callable[[list[dict[str, Any]]], Any], groups: list[dict[str, Any]], steps: int = 6):
     copies = [{**g, "params": [p.detach().clone().requires_grad_() for p in g["params"]]} for g in groups]
     optimizer = make(copies)
@@ -827,6 +844,12 @@ q9 = _declare(
         ],
     ),
     trials=6,
+    cases=[
+        _overriding_case({"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01},
+                         {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.3}, {}, {"momentum": 0.5}),
+        _overriding_case({"lr": 0.01, "momentum": 0.0, "weight_decay": 0.0},
+                         {"momentum": 0.9, "weight_decay": 0.01}, {}),
+    ],
     on=("cpu",),
     forbids=[Uses("torch.optim.SGD", "torch.optim.sgd.sgd", "torch.optim._functional.sgd",
                   says="write the update yourself, from scratch, not through torch.optim.SGD")],
@@ -925,6 +948,11 @@ q10 = _declare(
         ],
     ),
     trials=6,
+    cases=[
+        _overriding_case({"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
+                         {"lr": 0.1, "betas": (0.5, 0.9), "eps": 0.1, "weight_decay": 0.1}, {},
+                         {"betas": (0.8, 0.99)}),
+    ],
     on=("cpu",),
     forbids=[Uses("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.adam.adam", "torch.optim._functional.adam",
                   says="write the update yourself, from scratch, not through torch.optim.Adam")],
