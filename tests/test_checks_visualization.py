@@ -65,6 +65,33 @@ def test_q1_largest_value_last_step_other_tag_and_float():
     rejected(viz.q1, lambda d, t: float(min(_events(d, t), key=lambda e: e.value).step), "Python int")
 
 
+def test_q1_several_event_files_and_another_tag():
+    """Every random run was one event file whose tag was always "loss/val": reading a single file, or
+    that tag whatever the argument, passed."""
+    from pathlib import Path
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def in_file(pick):
+        def answer(logdir, tag):
+            files = sorted(Path(logdir).glob("events.out.tfevents.*"))
+            events = EventAccumulator(str(pick(files))).Reload().Scalars(tag)
+            return min(events, key=lambda e: e.value).step
+
+        return answer
+
+    rejected(viz.q1, in_file(lambda files: files[0]), "its value is not the smallest")
+    rejected(viz.q1, in_file(lambda files: files[-1]), "its value is not the smallest")
+    rejected(viz.q1, lambda d, t: min(_events(d, "loss/val"), key=lambda e: e.value).step, "raised KeyError")
+
+    def every_file(logdir, tag):
+        events = [e for f in sorted(Path(logdir).glob("events.out.tfevents.*"))
+                  for e in EventAccumulator(str(f)).Reload().Scalars(tag)]
+        return min(events, key=lambda e: e.value).step
+
+    accepted(viz.q1, every_file)
+
+
 def test_q1_steps_are_not_indices_in_every_case():
     for logdir, tag in cases(viz.q1):
         steps = [e.step for e in _events(logdir, tag)]
