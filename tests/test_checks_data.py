@@ -467,6 +467,25 @@ def test_q7_imagefolder_default():
     rejected(data.q7, find_classes, "string order")
 
 
+def test_q7_the_stray_file_has_other_names():
+    """The stray file was always README.txt: leaving out that name, a .txt, any name with a dot, or
+    keeping the names made of digits passed, without asking which entries are directories."""
+
+    def keeping(rule):
+        def answer(root):
+            classes = sorted((n for n in os.listdir(root) if rule(n)), key=int)
+            return classes, {c: i for i, c in enumerate(classes)}
+
+        return answer
+
+    for rule in (lambda n: n != "README.txt", lambda n: not n.endswith(".txt"), lambda n: "." not in n,
+                 str.isdigit):
+        rejected(data.q7, keeping(rule))
+    roots = [Path(data.q7.make_case(t, "cpu")[0]) for t in range(data.q7.total_cases)]
+    strays = [p.name for root in roots for p in root.iterdir() if not p.is_dir()]
+    assert len(strays) == len(set(strays)) == len(roots)  # one stray file per case, each of its own name
+
+
 def test_q7_one_based_indices():
     def one_based(root):
         classes, _ = data.numeric_classes(root)
