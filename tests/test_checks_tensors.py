@@ -114,9 +114,26 @@ def test_q5_rejects(answer, needle):
 def test_q6_accepts_as_strided():
     def by_hand(s, size, step):
         count = (s.shape[1] - size) // step + 1
-        return s.as_strided((s.shape[0], count, size), (s.stride(0), step, 1))
+        return s.as_strided((s.shape[0], count, size), (s.stride(0), step * s.stride(1), s.stride(1)))
 
     assert tensors.q6.grade(by_hand).status is Status.CORRECT
+
+
+def test_q6_rejects_strides_that_assume_a_contiguous_signal():
+    """Every signal was contiguous, so strides written as if the samples were 1 apart passed (this
+    file's own as_strided answer did); a transposed signal, which the statement allows, shows it."""
+
+    def contiguous_strides(s, size, step):
+        count = (s.shape[1] - size) // step + 1
+        return s.as_strided((s.shape[0], count, size), (s.stride(0), step, 1))
+
+    def row_length_strides(s, size, step):
+        count = (s.shape[1] - size) // step + 1
+        return s.as_strided((s.shape[0], count, size), (s.shape[1], step, 1))
+
+    for wrong in (contiguous_strides, row_length_strides):
+        assert "values differ" in _incorrect(tensors.q6, wrong)
+    assert not tensors.q6.make_case(tensors.q6.total_cases - 1, "cpu")[0].is_contiguous()
 
 
 @pytest.mark.parametrize(

@@ -222,7 +222,8 @@ q6 = chapter.exercise(
     trials=5,  # cases with and without an incomplete last window
     shares_memory=True,
     cases=[(torch.arange(7.0).view(1, 7), 2, 3),  # step > size
-           (torch.arange(10.0).view(2, 5), 5, 1)],  # a single window
+           (torch.arange(10.0).view(2, 5), 5, 1),  # a single window
+           (torch.arange(18.0).view(6, 3).T, 3, 2)],  # a non-contiguous signal: its samples are 3 apart
     hints=[
         "A signal of length L has (L - size) // step + 1 windows; the last incomplete one is dropped.",
         "Stacking slices in a loop copies every window. `Tensor.unfold(dim, size, step)` returns "
