@@ -187,8 +187,17 @@ def test_q3_nrow_as_rows_black_padding_default_padding():
     rejected(viz.q3, lambda im, r: grid(im, nrow=math.ceil(len(im) / r), pad_value=1.0), "default 2 pixels, not 1")
 
 
+def test_q3_rounding_to_the_nearest_is_not_rounding_up():
+    """N was a multiple of rows, or exactly half a row past one: rounding N / rows to the nearest
+    (half up) gave the same images per row as rounding up."""
+    grid = torchvision.utils.make_grid
+    rejected(viz.q3, lambda im, r: grid(im, nrow=int(len(im) / r + 0.5), padding=1, pad_value=1.0))
+    rejected(viz.q3, lambda im, r: grid(im, nrow=math.floor(len(im) / r + 0.5), padding=1, pad_value=1.0))
+    accepted(viz.q3, lambda im, r: grid(im, nrow=(len(im) + r - 1) // r, padding=1, pad_value=1.0))
+
+
 def test_q3_cases_are_never_square_and_cover_grey_and_colour():
-    seen = cases(viz.q3)
+    seen = cases(viz.q3) + [viz.q3.make_case(t, "cpu") for t in range(viz.q3.trials, viz.q3.total_cases)]
     assert all(math.ceil(len(im) / math.ceil(len(im) / r)) == r != math.ceil(len(im) / r) for im, r in seen)
     assert {im.shape[1] for im, _ in seen} == {1, 3}
 

@@ -268,6 +268,10 @@ q3 = chapter.exercise(
     reference=grid_with_rows,
     inputs=_batch,
     trials=4,
+    cases=[  # N / rows with a small remainder (not a half): rounding to the nearest is not rounding up
+        (torch.linspace(0.0, 1.0, 10 * 3 * 4 * 5).view(10, 3, 4, 5), 3),
+        (torch.linspace(1.0, 0.0, 17 * 1 * 3 * 4).view(17, 1, 3, 4), 4),
+    ],
     hints=[
         "`torchvision.utils.make_grid(images, nrow=k)` puts **k images in each row**; it does not set the "
         "number of rows.",
