@@ -403,6 +403,8 @@ def _topk_masks(weights, amount):
 def _threshold_masks(weights, amount):
     flat = torch.cat([w.abs().flatten() for w in weights])
     k = round(amount * flat.numel())
+    if k == 0:  # nothing to prune (values[k - 1] would be the largest |w|)
+        return [torch.ones_like(w) for w in weights]
     threshold = flat.sort().values[k - 1]
     return [(w.abs() > threshold).to(w.dtype) for w in weights]
 
@@ -420,6 +422,27 @@ def test_q8_correct_variants() -> None:
     accepted(ch.q8, _topk_masks)
     accepted(ch.q8, _threshold_masks)
     accepted(ch.q8, _prune_then_read)
+
+
+def _counted(count):
+    """Global L1 masks that prune count(amount × total) entries."""
+
+    def masks(weights, amount):
+        flat = torch.cat([w.abs().flatten() for w in weights])
+        mask = torch.ones_like(flat)
+        mask[flat.topk(int(count(amount * flat.numel())), largest=False).indices] = 0
+        return [m.view_as(w) for m, w in zip(mask.split([w.numel() for w in weights]), weights, strict=True)]
+
+    return masks
+
+
+def test_q8_amounts_that_are_not_whole_counts() -> None:
+    """Every random amount was k / total, so truncating, or rounding up, amount × total gave k as
+    rounding does; the declared amounts give 3.6, 2.4 and 0.24 entries."""
+    for count in (int, math.ceil, lambda x: max(1, round(x))):
+        rejected(ch.q8, _counted(count), "differ")
+    accepted(ch.q8, _counted(round))
+    accepted(ch.q8, _counted(lambda x: torch.tensor(x).round()))
 
 
 def test_q8_wrong_answers() -> None:

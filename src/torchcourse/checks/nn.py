@@ -573,6 +573,10 @@ def _weights_case(generator: torch.Generator, device: str) -> tuple[list[torch.T
     return weights, _randint(generator, 1, total) / total
 
 
+_DISTINCT = [torch.tensor([[0.5, -1.2], [2.0, -0.1], [0.9, -3.0]]),
+             torch.tensor([[0.05, -0.7, 1.5], [-0.3, 2.5, 0.2]])]  # 12 entries, no two of the same |w|
+
+
 def global_prune_masks(weights: list[torch.Tensor], amount: float) -> list[torch.Tensor]:
     holders = []
     for w in weights:
@@ -609,6 +613,9 @@ q8 = chapter.exercise(
     reference=global_prune_masks,
     inputs=_weights_case,
     trials=5,
+    # amount × total is never a whole number here (the random amounts are k / total): 3.6 and 2.4
+    # round one up and one down, and 0.24 rounds to no entry at all
+    cases=[(_DISTINCT, 0.3), (_DISTINCT, 0.2), (_DISTINCT, 0.02)],
     hints=[
         "Global pruning ranks the entries of all tensors together by |w|, so a layer of small weights loses more.",
         "Prune round(amount × total number of entries) of them; the mask is 1.0 where a weight is kept, 0.0 "
