@@ -4,6 +4,7 @@ other correct answers are accepted."""
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -527,6 +528,19 @@ def test_q7_other_correct_answers(answer):
 def test_q8_keeps_the_short_batch():
     rejected(data.q8, lambda d, b, s: DataLoader(d, b, shuffle=True, generator=torch.Generator().manual_seed(s)),
              "leftover batch is kept")
+
+
+def test_q8_a_complete_last_batch_is_kept():
+    """Every random dataset left an incomplete batch, so a loader that always drops one batch passed."""
+    from torch.utils.data import BatchSampler, RandomSampler
+
+    def one_batch_fewer(d, b, s):  # ceil(n / b) - 1 full batches: one too few when b divides n
+        count = (math.ceil(len(d) / b) - 1) * b
+        return DataLoader(d, b, sampler=RandomSampler(d, num_samples=count, generator=torch.Generator().manual_seed(s)))
+
+    rejected(data.q8, one_batch_fewer, "all but the dropped leftover")
+    accepted(data.q8, lambda d, b, s: DataLoader(
+        d, batch_sampler=BatchSampler(RandomSampler(d, generator=torch.Generator().manual_seed(s)), b, True)))
 
 
 def test_q8_global_seed():

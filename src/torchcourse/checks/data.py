@@ -696,6 +696,9 @@ q8 = _declare(
     reference=make_loader,
     inputs=_loader_case,
     judge=_judge_loader,
+    # every random dataset leaves an incomplete batch: here the last batch is complete, and is kept
+    cases=[lambda device: (TensorDataset(torch.arange(12)), 4, 2024),
+           lambda device: (TensorDataset(torch.arange(15)), 5, 7)],
     hints=[
         "DataLoader takes shuffle=True, drop_last=True and generator=...",
         "generator=torch.Generator().manual_seed(seed) makes the order reproducible without touching "
