@@ -4,6 +4,7 @@ other correct answers are accepted."""
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -467,6 +468,25 @@ def test_q7_imagefolder_default():
     rejected(data.q7, find_classes, "string order")
 
 
+def test_q7_the_stray_file_has_other_names():
+    """The stray file was always README.txt: leaving out that name, a .txt, any name with a dot, or
+    keeping the names made of digits passed, without asking which entries are directories."""
+
+    def keeping(rule):
+        def answer(root):
+            classes = sorted((n for n in os.listdir(root) if rule(n)), key=int)
+            return classes, {c: i for i, c in enumerate(classes)}
+
+        return answer
+
+    for rule in (lambda n: n != "README.txt", lambda n: not n.endswith(".txt"), lambda n: "." not in n,
+                 str.isdigit):
+        rejected(data.q7, keeping(rule))
+    roots = [Path(data.q7.make_case(t, "cpu")[0]) for t in range(data.q7.total_cases)]
+    strays = [p.name for root in roots for p in root.iterdir() if not p.is_dir()]
+    assert len(strays) == len(set(strays)) == len(roots)  # one stray file per case, each of its own name
+
+
 def test_q7_one_based_indices():
     def one_based(root):
         classes, _ = data.numeric_classes(root)
@@ -508,6 +528,19 @@ def test_q7_other_correct_answers(answer):
 def test_q8_keeps_the_short_batch():
     rejected(data.q8, lambda d, b, s: DataLoader(d, b, shuffle=True, generator=torch.Generator().manual_seed(s)),
              "leftover batch is kept")
+
+
+def test_q8_a_complete_last_batch_is_kept():
+    """Every random dataset left an incomplete batch, so a loader that always drops one batch passed."""
+    from torch.utils.data import BatchSampler, RandomSampler
+
+    def one_batch_fewer(d, b, s):  # ceil(n / b) - 1 full batches: one too few when b divides n
+        count = (math.ceil(len(d) / b) - 1) * b
+        return DataLoader(d, b, sampler=RandomSampler(d, num_samples=count, generator=torch.Generator().manual_seed(s)))
+
+    rejected(data.q8, one_batch_fewer, "all but the dropped leftover")
+    accepted(data.q8, lambda d, b, s: DataLoader(
+        d, batch_sampler=BatchSampler(RandomSampler(d, generator=torch.Generator().manual_seed(s)), b, True)))
 
 
 def test_q8_global_seed():

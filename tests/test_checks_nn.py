@@ -357,6 +357,27 @@ def test_q7_correct_variants() -> None:
     accepted(ch.q7, lambda m, x, names: dict(ch.record_activations(m, x, names)))
 
 
+def test_q7_nested_names_and_the_model_itself() -> None:
+    """Every random name was a top-level child: looking a name up as an attribute, or among the
+    children, passed; named_modules() also names nested layers ("block.0") and the model ("")."""
+
+    def hooked(lookup):
+        def answer(model, x, names):
+            recorded = {}
+            handles = [lookup(model, n).register_forward_hook(lambda m, a, o, n=n: recorded.__setitem__(n, o))
+                       for n in names]
+            model(x)
+            for h in handles:
+                h.remove()
+            return recorded
+
+        return answer
+
+    rejected(ch.q7, hooked(getattr), "raised AttributeError")
+    rejected(ch.q7, hooked(lambda model, n: dict(model.named_children())[n]), "raised KeyError")
+    accepted(ch.q7, hooked(lambda model, n: model.get_submodule(n)))
+
+
 def test_q7_without_hooks_is_ruled_out() -> None:
     rejected(ch.q7, _by_slicing, "use forward hooks")
 
@@ -382,6 +403,8 @@ def _topk_masks(weights, amount):
 def _threshold_masks(weights, amount):
     flat = torch.cat([w.abs().flatten() for w in weights])
     k = round(amount * flat.numel())
+    if k == 0:  # nothing to prune (values[k - 1] would be the largest |w|)
+        return [torch.ones_like(w) for w in weights]
     threshold = flat.sort().values[k - 1]
     return [(w.abs() > threshold).to(w.dtype) for w in weights]
 
@@ -399,6 +422,27 @@ def test_q8_correct_variants() -> None:
     accepted(ch.q8, _topk_masks)
     accepted(ch.q8, _threshold_masks)
     accepted(ch.q8, _prune_then_read)
+
+
+def _counted(count):
+    """Global L1 masks that prune count(amount × total) entries."""
+
+    def masks(weights, amount):
+        flat = torch.cat([w.abs().flatten() for w in weights])
+        mask = torch.ones_like(flat)
+        mask[flat.topk(int(count(amount * flat.numel())), largest=False).indices] = 0
+        return [m.view_as(w) for m, w in zip(mask.split([w.numel() for w in weights]), weights, strict=True)]
+
+    return masks
+
+
+def test_q8_amounts_that_are_not_whole_counts() -> None:
+    """Every random amount was k / total, so truncating, or rounding up, amount × total gave k as
+    rounding does; the declared amounts give 3.6, 2.4 and 0.24 entries."""
+    for count in (int, math.ceil, lambda x: max(1, round(x))):
+        rejected(ch.q8, _counted(count), "differ")
+    accepted(ch.q8, _counted(round))
+    accepted(ch.q8, _counted(lambda x: torch.tensor(x).round()))
 
 
 def test_q8_wrong_answers() -> None:
@@ -576,6 +620,67 @@ def test_q10_wrong_answers() -> None:
     rejected(ch.q10, ch._adam_variant(decoupled=True), "AdamW")
     rejected(ch.q10, _AdamWWrapper, "AdamW")
     rejected(ch.q10, _SGDWrapper, "raised TypeError")  # a signature without betas and eps
+
+
+class _SGDMomentumOfDefaults(ch.SGDMomentum):
+    """lr and weight_decay read from each group, but the momentum from the defaults."""
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad + group["weight_decay"] * p
+                state = self.state[p]
+                state["b"] = g.clone() if "b" not in state else state["b"] * self.defaults["momentum"] + g
+                p.sub_(group["lr"] * state["b"])
+
+
+class _SGDMomentumSwitchOfDefaults(ch.SGDMomentum):
+    """Whether to keep a buffer at all is decided by the default momentum, not the group's."""
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad + group["weight_decay"] * p
+                if self.defaults["momentum"]:
+                    state = self.state[p]
+                    state["b"] = g.clone() if "b" not in state else state["b"] * group["momentum"] + g
+                    g = state["b"]
+                p.sub_(group["lr"] * g)
+
+
+class _AdamBetasOfDefaults(ch.MyAdam):
+    """Everything per group except the betas, taken from the defaults."""
+
+    @torch.no_grad()
+    def step(self):
+        beta1, beta2 = self.defaults["betas"]
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad + group["weight_decay"] * p
+                state = self.state[p]
+                if not state:
+                    state["step"], state["m"], state["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
+                state["step"] += 1
+                state["m"] = beta1 * state["m"] + (1 - beta1) * g
+                state["v"] = beta2 * state["v"] + (1 - beta2) * g * g
+                m_hat = state["m"] / (1 - beta1 ** state["step"])
+                v_hat = state["v"] / (1 - beta2 ** state["step"])
+                p.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))
+
+
+def test_groups_override_every_setting() -> None:
+    """A random group's override was often the default itself, the first group never overrode, and
+    no group set its own momentum (q9) or betas (q10): a setting read from the defaults passed."""
+    for wrong in (_SGDMomentumOfDefaults, _SGDMomentumSwitchOfDefaults):
+        rejected(ch.q9, wrong, "weights differ")
+    rejected(ch.q10, _AdamBetasOfDefaults, "weights differ")
+    for exercise in (ch.q9, ch.q10):
+        declared = [exercise.make_case(t, "cpu") for t in range(exercise.trials, exercise.total_cases)]
+        for key in declared[0][1]:
+            assert any(g.get(key, d[key]) != d[key] for gs, d in declared for g in gs[:1]), key  # the first group
+            assert all(any(key not in g for g in gs) for gs, d in declared)  # beside a group of defaults
 
 
 class _AdamWWrapper(torch.optim.AdamW):

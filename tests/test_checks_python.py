@@ -224,6 +224,26 @@ def test_q6_wrong_answers() -> None:
     assert ch._SIDE_EFFECTS == []  # grading cleans up after the payloads
 
 
+def test_q6_non_literals_fail_in_more_than_one_way() -> None:
+    """Every payload is a call that needs a builtin: a sandboxed eval or a refusal of calls passed them all."""
+
+    def sandboxed(text):  # no builtins: every payload raises NameError, turned into ValueError
+        try:
+            return eval(text, {"__builtins__": {}})
+        except Exception as error:
+            raise ValueError(text) from error
+
+    def no_calls(text):  # a call, an attribute or a name is refused, anything else evaluated
+        tree = ast.parse(text, mode="eval")
+        if any(isinstance(node, (ast.Call, ast.Attribute, ast.Name)) for node in ast.walk(tree)):
+            raise ValueError(text)
+        return eval(text, {"__builtins__": {}})
+
+    for wrong in (sandboxed, no_calls):
+        rejected(ch.q6, wrong, "must raise ValueError", "not a literal")
+    assert ch._SIDE_EFFECTS == []
+
+
 def test_q6_other_correct_answers() -> None:
     accepted(ch.q6, lambda text: ast.literal_eval(text))
     accepted(ch.q6, lambda text: ast.literal_eval(ast.parse(text, mode="eval")))

@@ -114,9 +114,26 @@ def test_q5_rejects(answer, needle):
 def test_q6_accepts_as_strided():
     def by_hand(s, size, step):
         count = (s.shape[1] - size) // step + 1
-        return s.as_strided((s.shape[0], count, size), (s.stride(0), step, 1))
+        return s.as_strided((s.shape[0], count, size), (s.stride(0), step * s.stride(1), s.stride(1)))
 
     assert tensors.q6.grade(by_hand).status is Status.CORRECT
+
+
+def test_q6_rejects_strides_that_assume_a_contiguous_signal():
+    """Every signal was contiguous, so strides written as if the samples were 1 apart passed (this
+    file's own as_strided answer did); a transposed signal, which the statement allows, shows it."""
+
+    def contiguous_strides(s, size, step):
+        count = (s.shape[1] - size) // step + 1
+        return s.as_strided((s.shape[0], count, size), (s.stride(0), step, 1))
+
+    def row_length_strides(s, size, step):
+        count = (s.shape[1] - size) // step + 1
+        return s.as_strided((s.shape[0], count, size), (s.shape[1], step, 1))
+
+    for wrong in (contiguous_strides, row_length_strides):
+        assert "values differ" in _incorrect(tensors.q6, wrong)
+    assert not tensors.q6.make_case(tensors.q6.total_cases - 1, "cpu")[0].is_contiguous()
 
 
 @pytest.mark.parametrize(
@@ -185,6 +202,17 @@ def test_q8_accepts_paired_indexing_and_nll_loss():
 )
 def test_q8_rejects(answer, needle):
     assert needle in _incorrect(tensors.q8, answer)
+
+
+def test_q8_rejects_a_one_hot_product_where_a_class_has_probability_zero():
+    """Every random log-probability was finite, so multiplying by a one-hot mask and summing passed;
+    a class of probability 0 has log-probability -inf, and -inf * 0 is NaN."""
+    one_hot = lambda lp, y: -(lp * F.one_hot(y, lp.shape[1])).sum(1)  # noqa: E731
+    by_matmul = lambda lp, y: -(lp @ F.one_hot(y, lp.shape[1]).T.to(lp.dtype)).diagonal()  # noqa: E731
+    for wrong in (one_hot, by_matmul):
+        assert "NaN" in _incorrect(tensors.q8, wrong)
+    selected = lambda lp, y: -torch.where(F.one_hot(y, lp.shape[1]).bool(), lp, 0.0).sum(1)  # noqa: E731
+    assert tensors.q8.grade(selected).status is Status.CORRECT
 
 
 # --- q9 · top k per row --------------------------------------------------------------------------

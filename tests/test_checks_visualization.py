@@ -65,6 +65,33 @@ def test_q1_largest_value_last_step_other_tag_and_float():
     rejected(viz.q1, lambda d, t: float(min(_events(d, t), key=lambda e: e.value).step), "Python int")
 
 
+def test_q1_several_event_files_and_another_tag():
+    """Every random run was one event file whose tag was always "loss/val": reading a single file, or
+    that tag whatever the argument, passed."""
+    from pathlib import Path
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def in_file(pick):
+        def answer(logdir, tag):
+            files = sorted(Path(logdir).glob("events.out.tfevents.*"))
+            events = EventAccumulator(str(pick(files))).Reload().Scalars(tag)
+            return min(events, key=lambda e: e.value).step
+
+        return answer
+
+    rejected(viz.q1, in_file(lambda files: files[0]), "its value is not the smallest")
+    rejected(viz.q1, in_file(lambda files: files[-1]), "its value is not the smallest")
+    rejected(viz.q1, lambda d, t: min(_events(d, "loss/val"), key=lambda e: e.value).step, "raised KeyError")
+
+    def every_file(logdir, tag):
+        events = [e for f in sorted(Path(logdir).glob("events.out.tfevents.*"))
+                  for e in EventAccumulator(str(f)).Reload().Scalars(tag)]
+        return min(events, key=lambda e: e.value).step
+
+    accepted(viz.q1, every_file)
+
+
 def test_q1_steps_are_not_indices_in_every_case():
     for logdir, tag in cases(viz.q1):
         steps = [e.step for e in _events(logdir, tag)]
@@ -160,8 +187,17 @@ def test_q3_nrow_as_rows_black_padding_default_padding():
     rejected(viz.q3, lambda im, r: grid(im, nrow=math.ceil(len(im) / r), pad_value=1.0), "default 2 pixels, not 1")
 
 
+def test_q3_rounding_to_the_nearest_is_not_rounding_up():
+    """N was a multiple of rows, or exactly half a row past one: rounding N / rows to the nearest
+    (half up) gave the same images per row as rounding up."""
+    grid = torchvision.utils.make_grid
+    rejected(viz.q3, lambda im, r: grid(im, nrow=int(len(im) / r + 0.5), padding=1, pad_value=1.0))
+    rejected(viz.q3, lambda im, r: grid(im, nrow=math.floor(len(im) / r + 0.5), padding=1, pad_value=1.0))
+    accepted(viz.q3, lambda im, r: grid(im, nrow=(len(im) + r - 1) // r, padding=1, pad_value=1.0))
+
+
 def test_q3_cases_are_never_square_and_cover_grey_and_colour():
-    seen = cases(viz.q3)
+    seen = cases(viz.q3) + [viz.q3.make_case(t, "cpu") for t in range(viz.q3.trials, viz.q3.total_cases)]
     assert all(math.ceil(len(im) / math.ceil(len(im) / r)) == r != math.ceil(len(im) / r) for im, r in seen)
     assert {im.shape[1] for im, _ in seen} == {1, 3}
 

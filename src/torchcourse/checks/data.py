@@ -558,14 +558,19 @@ q6 = _declare(
 # --- q7 · 04.4 ImageFolder classes sorted as numbers --------------------------------------------------
 
 
-def _numbered_folders(generator: torch.Generator, device: str) -> tuple[str]:
+# the file that is not a class: a note, a name without a dot, a hidden file, and one named by a number
+# (no folder is "0"), so that only "is it a directory?" tells it apart, not its name
+_STRAY_FILES = ["README.txt", "LICENSE", ".DS_Store", "0"]
+
+
+def _numbered_folders(generator: torch.Generator, device: str, trial: int = 0) -> tuple[str]:
     root = _folder("numbered", generator)
     small = torch.randperm(9, generator=generator)[: _randint(generator, 1, 4)] + 1
     large = torch.randperm(190, generator=generator)[: _randint(generator, 2, 4)] + 10
     for number in torch.cat([small, large]).tolist():
         (root / str(number)).mkdir()
         (root / str(number) / "0.png").write_bytes(b"")
-    (root / "README.txt").write_text("not a class")
+    (root / _STRAY_FILES[trial % len(_STRAY_FILES)]).write_text("not a class")
     return (str(root),)
 
 
@@ -596,6 +601,7 @@ q7 = _declare(
     points=1,
     reference=numeric_classes,
     inputs=_numbered_folders,
+    trials=len(_STRAY_FILES),
     hints=[
         "ImageFolder sorts folder names as strings, so '10' comes before '2'. List the folders "
         "yourself (os.scandir(root), keeping entries with .is_dir()).",
@@ -690,6 +696,9 @@ q8 = _declare(
     reference=make_loader,
     inputs=_loader_case,
     judge=_judge_loader,
+    # every random dataset leaves an incomplete batch: here the last batch is complete, and is kept
+    cases=[lambda device: (TensorDataset(torch.arange(12)), 4, 2024),
+           lambda device: (TensorDataset(torch.arange(15)), 5, 7)],
     hints=[
         "DataLoader takes shuffle=True, drop_last=True and generator=...",
         "generator=torch.Generator().manual_seed(seed) makes the order reproducible without touching "

@@ -483,6 +483,22 @@ def _hooked_case(generator: torch.Generator, device: str) -> tuple[nn.Module, to
     return model, x, chosen
 
 
+def _nested_case(names: list[str]) -> Callable[[str], Case]:
+    """A model with a block inside it: names from named_modules() that are nested ("block.0"), the
+    block itself, and "" (the model), which neither getattr nor named_children() find."""
+
+    def case(device: str) -> Case:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(7)
+            block = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+            model = nn.Sequential(OrderedDict([("stem", nn.Linear(3, 4)), ("block", block),
+                                               ("head", nn.Linear(4, 2))])).to(device)
+        x = torch.randn(3, 3, generator=torch.Generator().manual_seed(7)).to(device)
+        return model, x, list(names)
+
+    return case
+
+
 def record_activations(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
     recorded: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
@@ -530,6 +546,7 @@ q7 = chapter.exercise(
     inputs=_hooked_case,
     properties=[_no_hooks_left],
     trials=4,
+    cases=[_nested_case(["block.0", "block", "head"]), _nested_case(["block.1", ""])],
     requires=[Uses("torch.nn.Module.register_forward_hook",
                    "torch.nn.modules.module.register_module_forward_hook", says="use forward hooks")],
     hints=[
@@ -554,6 +571,10 @@ def _weights_case(generator: torch.Generator, device: str) -> tuple[list[torch.T
         weights.append((torch.randn(shape, generator=generator) * _uniform(generator, 0.2, 3.0)).to(device))
     total = sum(w.numel() for w in weights)
     return weights, _randint(generator, 1, total) / total
+
+
+_DISTINCT = [torch.tensor([[0.5, -1.2], [2.0, -0.1], [0.9, -3.0]]),
+             torch.tensor([[0.05, -0.7, 1.5], [-0.3, 2.5, 0.2]])]  # 12 entries, no two of the same |w|
 
 
 def global_prune_masks(weights: list[torch.Tensor], amount: float) -> list[torch.Tensor]:
@@ -592,6 +613,9 @@ q8 = chapter.exercise(
     reference=global_prune_masks,
     inputs=_weights_case,
     trials=5,
+    # amount × total is never a whole number here (the random amounts are k / total): 3.6 and 2.4
+    # round one up and one down, and 0.24 rounds to no entry at all
+    cases=[(_DISTINCT, 0.3), (_DISTINCT, 0.2), (_DISTINCT, 0.02)],
     hints=[
         "Global pruning ranks the entries of all tensors together by |w|, so a layer of small weights loses more.",
         "Prune round(amount × total number of entries) of them; the mask is 1.0 where a weight is kept, 0.0 "
@@ -637,6 +661,23 @@ def _groups_case(
         groups.append(group)
     defaults = {key: _choice(generator, values) for key, values in options.items()}
     return groups, defaults
+
+
+def _overriding_case(defaults: dict[str, Any], *overrides: dict[str, Any]) -> Callable[[str], Case]:
+    """Groups that set their own values (the first group too) for every setting, each differing from the
+    default, and a group that keeps the defaults: a setting read from the defaults, or from the first
+    group, for every group shows."""
+
+    def case(device: str) -> Case:
+        generator = torch.Generator().manual_seed(len(overrides))
+        groups = [
+            {"params": [torch.randn(2, 3, generator=generator, dtype=torch.float64),
+                        torch.randn(3, generator=generator, dtype=torch.float64)], **override}
+            for override in overrides
+        ]
+        return groups, dict(defaults)
+
+    return case
 
 
 def _train_optimizer(make: Callable[[list[dict[str, Any]]], Any], groups: list[dict[str, Any]], steps: int = 6):
@@ -810,6 +851,12 @@ q9 = _declare(
         ],
     ),
     trials=6,
+    cases=[
+        _overriding_case({"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01},
+                         {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.3}, {}, {"momentum": 0.5}),
+        _overriding_case({"lr": 0.01, "momentum": 0.0, "weight_decay": 0.0},
+                         {"momentum": 0.9, "weight_decay": 0.01}, {}),
+    ],
     on=("cpu",),
     forbids=[Uses("torch.optim.SGD", "torch.optim.sgd.sgd", "torch.optim._functional.sgd",
                   says="write the update yourself, from scratch, not through torch.optim.SGD")],
@@ -908,6 +955,11 @@ q10 = _declare(
         ],
     ),
     trials=6,
+    cases=[
+        _overriding_case({"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
+                         {"lr": 0.1, "betas": (0.5, 0.9), "eps": 0.1, "weight_decay": 0.1}, {},
+                         {"betas": (0.8, 0.99)}),
+    ],
     on=("cpu",),
     forbids=[Uses("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.adam.adam", "torch.optim._functional.adam",
                   says="write the update yourself, from scratch, not through torch.optim.Adam")],

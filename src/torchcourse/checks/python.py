@@ -566,6 +566,12 @@ q6 = _exercise(
     exact_types=True,
     raises=ValueError,
     after_call=_ran_code,
+    cases=[  # expressions, not literals, that call nothing and need no builtin: eval gives them a value
+        ("[0.5] * 3",),
+        ("(1, 2) + (3,)",),
+        ("{'lr': 0.1, 'wd': 0.0}['lr']",),
+        ("-(-4)",),
+    ],
     hints=[
         "The text is a Python literal: a number, string, tuple, list, dict, bool or None, possibly nested.",
         "eval() would run any expression in the text, including a function call.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .core import Chapter, Uses
@@ -220,7 +222,8 @@ q6 = chapter.exercise(
     trials=5,  # cases with and without an incomplete last window
     shares_memory=True,
     cases=[(torch.arange(7.0).view(1, 7), 2, 3),  # step > size
-           (torch.arange(10.0).view(2, 5), 5, 1)],  # a single window
+           (torch.arange(10.0).view(2, 5), 5, 1),  # a single window
+           (torch.arange(18.0).view(6, 3).T, 3, 2)],  # a non-contiguous signal: its samples are 3 apart
     hints=[
         "A signal of length L has (L - size) // step + 1 windows; the last incomplete one is dropped.",
         "Stacking slices in a loop copies every window. `Tensor.unfold(dim, size, step)` returns "
@@ -307,7 +310,12 @@ q8 = chapter.exercise(
     points=1,
     reference=nll,
     inputs=_log_probs,
-    cases=[(torch.tensor([[-0.5, -1.0]]).log_softmax(1), torch.tensor([1]))],  # N = 1
+    cases=[
+        (torch.tensor([[-0.5, -1.0]]).log_softmax(1), torch.tensor([1])),  # N = 1
+        # classes of probability 0 (log-probability -inf), beside the label and at it
+        (torch.tensor([[0.0, -math.inf, -math.inf], [-math.inf, math.log(0.25), math.log(0.75)],
+                       [-math.inf, 0.0, -math.inf]]), torch.tensor([0, 2, 0])),
+    ],
     loops=False,
     hints=[
         "You need one value per row: row i, column labels[i]. Then negate it.",

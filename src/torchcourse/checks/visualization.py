@@ -81,6 +81,23 @@ def _training_run(generator: torch.Generator, device: str) -> tuple[str, str]:
     return str(logdir), "loss/val"
 
 
+def _resumed_run(device: str) -> tuple[str, str]:
+    """A run resumed twice (three event files in one folder, the best step in the middle one), whose
+    tags are not the random runs' names: reading one event file, or one fixed tag, shows."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    logdir = _scratch("q1-resumed-")
+    for first, last in ((1, 4), (5, 8), (9, 11)):
+        writer = SummaryWriter(logdir)
+        try:
+            for epoch in range(first, last + 1):
+                writer.add_scalar("train/nll", 0.2 + 0.01 * (epoch - 10) ** 2, global_step=3 * epoch + 1)
+                writer.add_scalar("valid/nll", 0.4 + 0.02 * (epoch - 6) ** 2, global_step=3 * epoch + 1)
+        finally:
+            writer.close()
+    return str(logdir), "valid/nll"
+
+
 def best_step(logdir: str, tag: str) -> int:
     from ..tensorboard import read_run
 
@@ -123,6 +140,7 @@ q1 = _declare(
     reference=best_step,
     inputs=_training_run,
     judge=_judge_best_step,
+    cases=[_resumed_run],
     on=["cpu"],
     hints=[
         "`tb.read_run(logdir)` (or `EventAccumulator(logdir, size_guidance={'scalars': 0}).Reload()`) "
@@ -250,6 +268,10 @@ q3 = chapter.exercise(
     reference=grid_with_rows,
     inputs=_batch,
     trials=4,
+    cases=[  # N / rows with a small remainder (not a half): rounding to the nearest is not rounding up
+        (torch.linspace(0.0, 1.0, 10 * 3 * 4 * 5).view(10, 3, 4, 5), 3),
+        (torch.linspace(1.0, 0.0, 17 * 1 * 3 * 4).view(17, 1, 3, 4), 4),
+    ],
     hints=[
         "`torchvision.utils.make_grid(images, nrow=k)` puts **k images in each row**; it does not set the "
         "number of rows.",
