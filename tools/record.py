@@ -124,6 +124,7 @@ def record(path: Path, tries: int, idle: float, log=print) -> list[str]:
         nb = nbformat.read(path, as_version=4)
         started = time.perf_counter()
         client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=False,
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no "running over TCP" line
                                 resources={"metadata": {"path": str(path.parent)}})
         try:
             client.execute()
