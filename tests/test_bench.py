@@ -288,3 +288,15 @@ def test_a_calibration_job_slowed_around_a_measurement_marks_it_busy(monkeypatch
 
 def test_calibration_is_a_fixed_job_of_about_a_millisecond():
     assert 1e-5 < bench_module.calibrate() < 0.1
+
+
+def test_a_cpu_sweep_is_timed_twice_and_the_less_disturbed_pass_kept(monkeypatch):
+    made = []
+    first = [Timing(1e-3, 1e-4, 10, 10, 5e-3), Timing(2e-3, 1e-4, 10, 10, 1.9e-3)]  # size 8 stalled in pass 1
+    second = [Timing(1e-3, 1e-4, 10, 10, 0.9e-3), Timing(2e-3, 9e-3, 10, 10, 1.8e-3, busy=True)]
+    taken = iter(first + second)
+    monkeypatch.setattr(bench_module, "time_fn", lambda *a, **k: next(taken))
+    result = bench(lambda n, d: made.append(n) or (lambda: None), [8, 16], label="twice", on=["cpu"])
+    assert made == [8, 16]  # each size's inputs are made once
+    assert [t.best for t in result.timings["cpu"]] == [0.9e-3, 1.9e-3]  # quiet beats busy, then the faster best
+    assert [t.attempts for t in result.timings["cpu"]] == [2, 2]
