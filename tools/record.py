@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tools")]
+
+from rerun import is_timed as _timed_source  # noqa: E402  (one definition of a timed cell: the re-run suite's)
 
 from torchcourse.bench import BUSY_MARK, BUSY_SPREAD  # noqa: E402
 
@@ -84,7 +86,7 @@ def cell_texts(cell: dict) -> str:
 
 
 def is_timed(cell: dict) -> bool:
-    return cell.get("cell_type") == "code" and "tc.bench(" in "".join(cell.get("source", ""))
+    return cell.get("cell_type") == "code" and _timed_source("".join(cell.get("source", "")))
 
 
 def timed_notebooks() -> list[Path]:
