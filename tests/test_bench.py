@@ -185,6 +185,12 @@ def test_a_cuda_only_sweep_has_no_cpu_columns():
     assert "not available" not in str(result) and "Timed on CUDA only." in str(result)
 
 
+def test_a_cpu_only_sweep_on_a_gpu_machine_does_not_claim_cuda_is_absent():
+    timings = {"cpu": [Timing(4e-3, 1e-4, 10, 10)]}
+    result = BenchResult("one thread", [10], ["cpu"], timings, meta={"gpu": "NVIDIA H100 80GB HBM3", "cuda": "13.0"})
+    assert "not available" not in str(result) and "NVIDIA H100 80GB HBM3 is here but not timed" in str(result)
+
+
 def _reference_file(tmp_path, sizes=(20, 40)):
     timings = {"cpu": [Timing(9e-3, 1e-4, 10, 10)] * len(sizes), "cuda": [Timing(1e-3, 1e-5, 10, 10)] * len(sizes)}
     recorded = BenchResult("fake", list(sizes), ["cpu", "cuda"], timings, flops=[16e6] * len(sizes),

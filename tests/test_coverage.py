@@ -105,6 +105,15 @@ def test_deleting_a_demonstrated_call_fails_the_gate(tmp_path):
     assert report(tmp_path, "api\treason\ntorch.zeros\tbecause a test says so\n").failures == []
 
 
+def test_a_removed_row_run_live_on_a_torch_that_still_has_it_counts_with_its_replacement(tmp_path):
+    lesson = "/repo/notebooks/01_tensors"
+    calls = {"torch.zeros": ["cpu"], "torch.range": ["cpu"], "torch.linalg.eig": ["cpu"], "torch.Tensor.names": ["cpu"]}
+    write_records(tmp_path, lesson, calls, shown=["torch.eig"])  # torch 2.11: names runs, the lesson shows it
+    assert [row.api for row in report(tmp_path).failures] == ["torch.Tensor.names"]  # its replacement never ran
+    write_records(tmp_path, lesson, {"torch.Tensor.shape": ["cpu"]})
+    assert report(tmp_path).failures == []
+
+
 def test_cuda_column_and_html_and_json(tmp_path, capsys):
     write_records(
         tmp_path,

@@ -189,6 +189,21 @@ def test_paused_takes_the_mode_and_hooks_out_and_puts_them_back(tracer):
         pass
 
 
+def test_the_bench_records_its_function_once_and_times_it_without_the_tracer(tracer):
+    from torchcourse.bench import time_fn
+
+    seen = []
+
+    def fn():
+        seen.append(tracer._mode in torch.overrides._get_current_function_mode_stack())
+        return torch.sqrt(torch.ones(1))
+
+    time_fn(fn, "cpu", min_run_time=0.01, blocks=2)
+    assert seen[0] and not any(seen[1:]) and len(seen) > 3  # recorded once; the timed calls ran without it
+    assert "torch.sqrt" in tracer.calls
+    assert torch.overrides._get_current_function_mode_stack()[-1] is tracer._mode  # and it is back after
+
+
 def test_start_if_enabled_needs_a_kernel(monkeypatch, tmp_path):
     monkeypatch.setenv(tracing.ENV_VAR, str(tmp_path))
     monkeypatch.delenv("TORCHCOURSE_TRACE_ANY", raising=False)

@@ -44,11 +44,9 @@ PROFILE_B = {"TORCHCOURSE_THREADS": "3", "ATEN_CPU_CAPABILITY": "avx2"}
 
 ENTRIES: dict[str, dict] = {
     "floor": {"python": "3.10", "packages": ["torch==2.11.0", "torchvision==0.26.0"], "env": PROFILE_A,
-              "about": "the floor: Python 3.10, torch 2.11.0 / torchvision 0.26.0, 1 thread, scalar kernels, no CUDA",
-              "gate": False},
+              "about": "the floor: Python 3.10, torch 2.11.0 / torchvision 0.26.0, 1 thread, scalar kernels, no CUDA"},
     "gpu": {"python": "3.12", "packages": ["torch==2.11.0", "torchvision==0.26.0"], "env": PROFILE_B,
-            "about": "the GPU machine's pair: Python 3.12, torch 2.11.0 / torchvision 0.26.0, AVX2, 3 threads",
-            "gate": False},
+            "about": "the GPU machine's pair: Python 3.12, torch 2.11.0 / torchvision 0.26.0, AVX2, 3 threads"},
     # Unpinned: pip takes the newest release it admits (a machine-wide constraint may cap it).
     "newest": {"python": "3.13", "packages": ["torch", "torchvision"], "env": {},
                "about": "the newest: Python 3.13, the newest torch/torchvision pip admits"},
@@ -135,10 +133,8 @@ def run_entry(name: str, venv: Path, jobs: str, extra: list[str]) -> int:
         targets = extra or ["notebooks", "solutions", "tests"]
         command = [python, "-m", "pytest", "-q", "-n", jobs, "--dist", "loadscope", *NBVAL, *targets]
         rc = subprocess.call(command, cwd=ROOT, env=env)
-        # The coverage gate reads every kernel's records (it needs the whole run). Its inventory is judged against the
-        # newest torch: on 2.11 the named-tensor rows, which 2.14 removed, run as live calls in 01.7 that the tracer
-        # does not record yet, so the gate runs where "gate" is not False (make test runs it too, on 3.11).
-        if rc == 0 and not extra and ENTRIES[name].get("gate", True):
+        # The coverage gate reads every kernel's records (it needs the whole run), so it follows a whole run only.
+        if rc == 0 and not extra:
             env["TORCHCOURSE_COVERAGE_RECORDS"] = records
             rc = subprocess.call([python, "-m", "pytest", "-q", "tests/test_coverage.py", "-k", "every_row"],
                                  cwd=ROOT, env=env)
