@@ -99,3 +99,31 @@ def test_devices_is_lazy_and_stable():
     assert torchcourse.DEVICES == devices()
     with pytest.raises(AttributeError):
         _ = torchcourse.NOT_A_NAME
+
+
+def test_cudnn_spy_sees_convolutions_forward_and_backward_and_not_matmuls():
+    from torchcourse.devices import _CudnnSpy
+
+    x = torch.randn(1, 2, 5, 5, requires_grad=True)
+    with _CudnnSpy() as spy:
+        (x.flatten(1) @ torch.randn(50, 3)).sum().backward()
+    assert not spy.seen
+    with _CudnnSpy() as spy:
+        torch.nn.functional.conv2d(x, torch.randn(3, 2, 3, 3)).sum().backward()
+    assert spy.seen
+
+
+def test_the_tf32_tolerance_is_for_cudnn_work_unless_matmuls_allow_tf32(monkeypatch):
+    """On an Ampere GPU with the defaults (cuDNN TF32 on, matmul TF32 off), element-wise work keeps float32's."""
+    import importlib
+
+    module = importlib.import_module("torchcourse.devices")
+    monkeypatch.setattr(module, "cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    value = torch.ones(2)
+    assert module._tolerance("cuda", value, None, None, cudnn=False) == {"atol": None, "rtol": None}
+    assert module._tolerance("cuda", value, None, None, cudnn=True) == module.TF32_TOLERANCE
+    assert module._tolerance("cuda", value.double(), None, None, cudnn=True) == {"atol": None, "rtol": None}
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+    assert module._tolerance("cuda", value, None, None, cudnn=False) == module.TF32_TOLERANCE

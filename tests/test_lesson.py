@@ -99,6 +99,7 @@ def test_same_memory_tells_views_from_copies():
     base = torch.arange(6.0)
     assert same_memory(base[2:], base) and same_memory(base.view(2, 3).t(), base)
     assert not same_memory(base.clone(), base) and not same_memory(base[[0, 1]], base)
+    assert not same_memory(torch.empty(0), torch.empty(0))  # no bytes, no shared memory (both pointers are null)
 
 
 def test_fresh_dir_is_empty_on_every_call():

@@ -22,6 +22,7 @@ def _write(logdir, n=12):
     for step in range(n):
         writer.add_scalar("loss", 1.0 / (step + 1), global_step=3 * step)
         writer.add_image("sample", torch.full((1, 2, 3), step / n), global_step=step)
+        writer.add_histogram("weights", torch.arange(4.0) + step, global_step=step)
     writer.add_scalars("both", {"train": 1.0, "val": 2.0}, global_step=0)
     writer.close()
 
@@ -31,6 +32,8 @@ def test_read_run_keeps_every_event(tmp_path):
     run = tb.read_run(tmp_path / "run")
     assert [e.step for e in run.Scalars("loss")] == [3 * s for s in range(12)]
     assert len(run.Images("sample")) == 12  # the accumulator's default keeps 4
+    assert len(run.Histograms("weights")) == 12  # the default keeps 1
+    assert len(run.CompressedHistograms("weights")) == 12  # distributions: the default keeps 500
     assert (run.Images("sample")[0].width, run.Images("sample")[0].height) == (3, 2)
     assert sorted(p.parent.name for p in tb.events_files(tmp_path / "run")) == ["both_train", "both_val", "run"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 __all__ = [
     "DEVICES",
@@ -143,11 +145,12 @@ def _leaves(value: Any) -> list[torch.Tensor]:
 TF32_TOLERANCE: dict[str, float] = {"atol": 1e-2, "rtol": 1e-2}
 
 
-def tf32_enabled(device: str | torch.device) -> bool:
+def tf32_enabled(device: str | torch.device, *, cudnn: bool = True) -> bool:
     """True when float32 convolutions or matmuls on ``device`` may run in TF32 (CUDA, Ampere or later).
 
-    cuDNN convolutions use TF32 by default (``torch.backends.cudnn.allow_tf32``); matmuls do only
-    when asked (``allow_tf32`` or ``torch.set_float32_matmul_precision("high")``).
+    cuDNN kernels (convolutions, RNNs) use TF32 by default (``torch.backends.cudnn.allow_tf32``); matmuls do
+    only when asked (``allow_tf32`` or ``torch.set_float32_matmul_precision("high")``). ``cudnn=False`` asks
+    about work that ran no cuDNN kernel: only the matmul switches count then.
     """
     device = torch.device(device)
     if device.type != "cuda" or not cuda_available():
@@ -156,8 +159,22 @@ def tf32_enabled(device: str | torch.device) -> bool:
         return False
     with warnings.catch_warnings():  # newer releases steer towards fp32_precision; the old flags still answer
         warnings.simplefilter("ignore")
-        return bool(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32
-                    or torch.get_float32_matmul_precision() != "highest")
+        matmul = torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() != "highest"
+        return bool(matmul or (cudnn and torch.backends.cudnn.allow_tf32))
+
+
+class _CudnnSpy(TorchDispatchMode):
+    """Notes whether a block ran an operator that may go to cuDNN (a convolution or a cuDNN RNN, forward or
+    backward), the only kernels that ``torch.backends.cudnn.allow_tf32`` (on by default) puts in TF32."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = False
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        name = str(func)
+        self.seen = self.seen or "convolution" in name or "cudnn" in name
+        return func(*args, **(kwargs or {}))
 
 
 def _has_float32(value: Any) -> bool:
@@ -171,9 +188,12 @@ def _has_float32(value: Any) -> bool:
     return False
 
 
-def _tolerance(device: str, value: Any, atol: float | None, rtol: float | None) -> dict[str, float | None]:
-    """The tolerances to compare ``value`` from ``device`` with: the caller's, else TF32's where it applies."""
-    if atol is None and rtol is None and tf32_enabled(device) and _has_float32(value):
+def _tolerance(
+    device: str, value: Any, atol: float | None, rtol: float | None, cudnn: bool = False
+) -> dict[str, float | None]:
+    """The tolerances to compare ``value`` from ``device`` with: the caller's, else TF32's where it applies
+    (``cudnn``: the work ran a cuDNN kernel)."""
+    if atol is None and rtol is None and tf32_enabled(device, cudnn=cudnn) and _has_float32(value):
         return dict(TF32_TOLERANCE)
     return {"atol": atol, "rtol": rtol}
 
@@ -193,8 +213,9 @@ def run_on_devices(
     Returns ``{device: result}`` so the lesson can keep asserting on any of them.
 
     Without ``atol``/``rtol``, results are compared with ``torch.testing.assert_close``'s defaults
-    for their dtype, except float32 results from a CUDA device that computes in TF32 (cuDNN
-    convolutions do by default on Ampere and later): those get :data:`TF32_TOLERANCE`.
+    for their dtype, except float32 results from a CUDA device that computed in TF32: those get
+    :data:`TF32_TOLERANCE`. That is when the matmul switches allow TF32, or when ``fn`` (or its backward)
+    ran a cuDNN kernel, which uses TF32 by default on Ampere and later; element-wise work keeps float32's.
 
     Without CUDA (and without ``on=``), ``fn`` also runs once on *simulated* CUDA (:func:`simulate_cuda`):
     the placement, shapes and dtypes a GPU would give are checked, values are not.
@@ -202,25 +223,29 @@ def run_on_devices(
     results: dict[str, Any] = {}
     grads: dict[str, list[torch.Tensor | None]] = {}
     chosen = list(on or devices())
+    cudnn: dict[str, bool] = {}
     for device in chosen:
         dev_args, dev_kwargs = move_to(args, device), move_to(kwargs, device)
-        result = fn(*dev_args, **dev_kwargs)
-        leaves = _leaves((dev_args, dev_kwargs))
-        if leaves and isinstance(result, torch.Tensor) and result.requires_grad and result.numel() == 1:
-            result.backward()
-            grads[device] = [leaf.grad for leaf in leaves]
+        spy = _CudnnSpy() if tf32_enabled(device) else None  # only where cuDNN's TF32 could widen the tolerance
+        with spy if spy is not None else contextlib.nullcontext():
+            result = fn(*dev_args, **dev_kwargs)
+            leaves = _leaves((dev_args, dev_kwargs))
+            if leaves and isinstance(result, torch.Tensor) and result.requires_grad and result.numel() == 1:
+                result.backward()
+                grads[device] = [leaf.grad for leaf in leaves]
         results[device] = result
+        cudnn[device] = spy is not None and spy.seen
     reference_device, *others = list(results)
     for device in others:
         torch.testing.assert_close(
             _to_cpu(results[device]), _to_cpu(results[reference_device]),
-            **_tolerance(device, results[device], atol, rtol),
+            **_tolerance(device, results[device], atol, rtol, cudnn[device]),
             msg=lambda m, d=device: f"{d} disagrees with {reference_device}: {m}",
         )
         if device in grads:
             torch.testing.assert_close(
                 _to_cpu(grads[device]), _to_cpu(grads[reference_device]),
-                **_tolerance(device, grads[device], atol, rtol),
+                **_tolerance(device, grads[device], atol, rtol, cudnn[device]),
                 msg=lambda m, d=device: f"gradients on {d} disagree with {reference_device}: {m}",
             )
     if on is None and "cuda" not in results and "cpu" in results:

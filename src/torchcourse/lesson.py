@@ -26,8 +26,14 @@ _WORKDIR: Path | None = None
 
 
 def same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """True when ``a`` and ``b`` are windows onto the same storage buffer (lesson 01.2 explains the test)."""
-    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    """True when ``a`` and ``b`` are windows onto one storage buffer: both storages start at the same address.
+
+    A sufficient test, not the definition of sharing (lesson 01.2): two storages can overlap without starting at
+    the same address (``torch.from_numpy`` of overlapping NumPy views), and an empty storage (no bytes, no
+    address) shares nothing.
+    """
+    first, second = a.untyped_storage(), b.untyped_storage()
+    return first.nbytes() > 0 and second.nbytes() > 0 and first.data_ptr() == second.data_ptr()
 
 
 def setup(seed: int = 0) -> EnvironmentReport:

@@ -5,7 +5,8 @@
 its HTTP API answers. The server stops when the ``with`` block ends (try/finally), when
 :meth:`Server.stop` is called, and at the latest when the process that started it dies: on Linux
 the child asks the kernel for a SIGTERM when its parent goes (``PR_SET_PDEATHSIG``), because
-nbval kills notebook kernels without running their exit handlers.
+nbval kills notebook kernels without running their exit handlers. Elsewhere (macOS, Windows) a killed
+kernel leaves its server running: stop it with :func:`stop_servers`.
 
 Jupyter's ``%tensorboard`` magic looks for a running server started with the same arguments from
 the same folder (tensorboard's ``manager`` keeps a registry of info files) and reuses it, so a
@@ -31,8 +32,11 @@ from typing import Any
 __all__ = ["KEEP_ALL", "Server", "events_files", "read_run", "running_servers", "serve", "stop_servers"]
 
 _URL = re.compile(r"TensorBoard [^ ]+ at (http://[^ ]+/)")
-# Keep every event: the accumulator's defaults sample 10,000 scalars, 4 images and 500 histograms per tag.
-KEEP_ALL = {"scalars": 0, "images": 0, "histograms": 0, "tensors": 0, "audio": 0, "compressedHistograms": 0}
+# Keep every event: the accumulator's defaults sample, per tag, 10,000 scalars, 4 images, 4 audio clips, 1 histogram,
+# 500 distributions (compressed histograms) and 10 tensors (text, PR curves). The distributions' key was
+# "compressedHistograms" in older tensorboard releases and is "distributions" now: both are given.
+KEEP_ALL = {"scalars": 0, "images": 0, "histograms": 0, "tensors": 0, "audio": 0, "distributions": 0,
+            "compressedHistograms": 0}
 
 
 def read_run(logdir: str | os.PathLike[str]) -> Any:

@@ -281,8 +281,8 @@ q3 = chapter.exercise(
     misconceptions=[
         (
             lambda images, rows: _make_grid(images, nrow=rows, padding=1, pad_value=1.0),
-            "`nrow` is the number of images in each row, not the number of rows (the notes' visdom and make_grid "
-            "comments say otherwise): yours is the number of rows.",
+            "`nrow` is the number of images in each row, not the number of rows (the notes' visdom comment says "
+            "otherwise): yours is the number of rows.",
         ),
         (
             lambda images, rows: _make_grid(images, nrow=math.ceil(len(images) / rows), padding=1),
@@ -546,7 +546,7 @@ q6 = _declare(
 )
 
 
-# --- q7 · 06.5 torchnet's AverageValueMeter: add, value, reset -------------------------------------
+# --- q7 · 06.5 a torchnet-style AverageValueMeter: add, value, reset -------------------------------
 
 
 class AverageValueMeter:
@@ -660,7 +660,7 @@ def _meter_advice(label: str, got: float, want: float, reference: AverageValueMe
 
 q7 = _declare(
     "q7",
-    "torchnet's AverageValueMeter, by hand",
+    "A torchnet-style AverageValueMeter, by hand",
     points=2,
     reference=_new_meter,
     inputs=_operations,
