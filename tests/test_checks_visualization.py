@@ -163,6 +163,22 @@ def test_q2_no_lr():
     rejected(viz.q2, no_lr, "'lr'")
 
 
+def test_q2_a_writer_left_open_is_named_and_closed_by_the_check():
+    left_open = []
+
+    def never_closed(logdir, history):
+        writer = SummaryWriter(logdir)
+        left_open.append(writer)
+        for row in history:
+            writer.add_scalars("loss", {"train": row["train_loss"], "val": row["val_loss"]}, row["epoch"])
+            writer.add_scalar("lr", row["lr"], row["epoch"])
+        writer.flush()  # everything on disk: only the open writer is wrong
+
+    rejected(viz.q2, never_closed, "still open")
+    assert left_open and all(writer.all_writers is None for writer in left_open)  # the check closed them
+    assert SummaryWriter.__init__.__qualname__ == "SummaryWriter.__init__"  # and took its spy out again
+
+
 # --- q3 · a grid with a given number of rows ---------------------------------------------------------
 
 

@@ -9,11 +9,12 @@ tqdm are imported when a check runs, not when the module is imported.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import numbers
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,9 +185,37 @@ def _float32(value: float) -> float:
     return float(torch.tensor(value, dtype=torch.float32))
 
 
+@contextlib.contextmanager
+def _writers_opened() -> Iterator[list[Any]]:
+    """Every ``SummaryWriter`` created inside the block (subclasses too), to see afterwards which were closed."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    opened: list[Any] = []
+    original = SummaryWriter.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    SummaryWriter.__init__ = init
+    try:
+        yield opened
+    finally:
+        SummaryWriter.__init__ = original
+
+
 def _judge_history(answer: Callable[..., Any], case: Case) -> None:
     logdir, history = case
-    call_answer(answer, logdir, [dict(row) for row in history])
+    with _writers_opened() as opened:
+        call_answer(answer, logdir, [dict(row) for row in history])
+    still_open = [writer for writer in opened if writer.all_writers is not None]  # close() sets it to None
+    for writer in still_open:
+        writer.close()  # the session as it was: no writer thread or open file left behind
+    if still_open:
+        raise Mismatch(
+            "Your function returned with its SummaryWriter still open: events still in its queue may never reach "
+            "the file, and the file stays open."
+        )
     root = Path(logdir)
     if not any(root.rglob("events.out.tfevents.*")):
         raise Mismatch(
