@@ -251,7 +251,7 @@ def test_save_bench_writes_every_sweep_with_its_environment(tmp_path, monkeypatc
 def _measures(monkeypatch, timings, calibrations=None):
     """time_fn with its measurements (and calibration times) replaced by these, in order."""
     taken = iter(timings)
-    monkeypatch.setattr(bench_module, "_measure", lambda *a: next(taken))
+    monkeypatch.setattr(bench_module, "_measure_many", lambda fns, *a: [next(taken) for _ in fns])
     monkeypatch.setattr(bench_module, "_QUIETEST", [])
     if calibrations is not None:
         times = iter(calibrations)
@@ -301,8 +301,28 @@ def test_a_cpu_sweep_is_timed_twice_and_the_less_disturbed_pass_kept(monkeypatch
     first = [Timing(1e-3, 1e-4, 10, 10, 5e-3), Timing(2e-3, 1e-4, 10, 10, 1.9e-3)]  # size 8 stalled in pass 1
     second = [Timing(1e-3, 1e-4, 10, 10, 0.9e-3), Timing(2e-3, 9e-3, 10, 10, 1.8e-3, busy=True)]
     taken = iter(first + second)
-    monkeypatch.setattr(bench_module, "time_fn", lambda *a, **k: next(taken))
+    monkeypatch.setattr(bench_module, "time_fns", lambda fns, *a, **k: [next(taken) for _ in fns])
     result = bench(lambda n, d: made.append(n) or (lambda: None), [8, 16], label="twice", on=["cpu"])
     assert made == [8, 16]  # each size's inputs are made once
     assert [t.best for t in result.timings["cpu"]] == [0.9e-3, 1.9e-3]  # quiet beats busy, then the faster best
     assert [t.attempts for t in result.timings["cpu"]] == [2, 2]
+
+
+def test_compared_workloads_are_timed_in_turn_block_by_block():
+    order = []
+    makes = {k: (lambda n, d, k=k: lambda: order.append(k)) for k in "ab"}
+    results = bench_module.compare(makes, [8], on=["cpu"], min_run_time=0.001)
+    assert list(results) == ["a", "b"] and all(r.sizes == [8] and r.label == k for k, r in results.items())
+    measured = "".join(order)
+    assert measured.count("ab") + measured.count("ba") >= bench_module.COMPARE_BLOCKS  # a block of each, round by round
+    a, b = results["a"].timings["cpu"][0], results["b"].timings["cpu"][0]
+    assert a.blocks == b.blocks >= bench_module.COMPARE_BLOCKS and a.attempts == b.attempts >= 2  # two CPU passes
+
+
+def test_a_comparison_keeps_one_attempt_for_all_its_workloads(monkeypatch):
+    quiet, noisy = Timing(1e-3, 1e-4, 100, 10, 9e-4), Timing(1e-3, 9e-4, 100, 10, 5e-4)
+    _measures(monkeypatch, [quiet, noisy, quiet, quiet], [1.0] * 4)  # attempt 1: b disturbed; attempt 2: both quiet
+    a, b = bench_module.time_fns([lambda: None, lambda: None], "cpu", warmup=0)
+    assert (a.busy, b.busy, a.attempts, b.attempts) == (False, False, 2, 2)
+    assert b.best == 9e-4  # from the second attempt, with a's, never the first attempt's faster but disturbed block
+

@@ -168,7 +168,7 @@ def test_exercises_are_committed_blank(path):
 @pytest.mark.parametrize("path", LESSONS + SOLUTIONS, ids=_ids(LESSONS + SOLUTIONS))
 def test_timed_cells_ignore_their_output(path):
     for cell in _code(_read(path)):
-        if "tc.bench(" in cell.source or ".plot()" in cell.source:
+        if "tc.bench(" in cell.source or "tc.compare(" in cell.source or ".plot()" in cell.source:
             assert cell.source.startswith("# NBVAL_IGNORE_OUTPUT"), cell.source.splitlines()[0]
 
 

@@ -57,4 +57,5 @@ def test_a_stream_split_into_pieces_reads_as_one():
 
 def test_timed_cells_are_recognised():
     assert rerun.is_timed('result = tc.bench(make, "matmul", label="mm")')
+    assert rerun.is_timed('a, b = tc.compare({"a": make_a, "b": make_b}, "matmul").values()')
     assert not rerun.is_timed("tc.benchmark = 1\nbench = 2")

@@ -12,7 +12,7 @@ exception. Outputs are compared only in cells tagged ``same-on-rerun`` (cell met
 ``nbval-sanitize.cfg`` replacements. Elsewhere the contract is "no error": a reseeded draw or a
 timing may differ, and that is what a learner sees too.
 
-Timed cells (those calling ``tc.bench(``) run twice in a row but are skipped in the second Run All:
+Timed cells (those calling ``tc.bench(`` or ``tc.compare(``) run twice in a row but are skipped in the second Run All:
 they take most of the time, and the repeated run has already shown that they can run again.
 Without CUDA the bench helper uses its ``quick`` preset (``TORCHCOURSE_BENCH=quick`` forces it).
 
@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SAME_TAG = "same-on-rerun"
-TIMED = re.compile(r"\btc\.bench\(|\bbench\.bench\(")
+TIMED = re.compile(r"\btc\.(?:bench|compare)\(|\bbench\.(?:bench|compare)\(")
 STRICT_ENV = {"TORCHCOURSE_STRICT": "1", "PYTHONHASHSEED": "0"}
 CELL_TIMEOUT = 600
 

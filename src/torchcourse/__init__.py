@@ -3,7 +3,7 @@
 from typing import Any
 
 from . import devices as _devices
-from .bench import bench, sizes
+from .bench import bench, compare, sizes
 from .devices import cuda_available, devices, environment_report, run_on_devices, synchronize
 from .lesson import expect_error, expect_retired, expect_warning, fresh_dir, same_memory, setup, workdir
 
@@ -19,6 +19,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEVICES",
     "bench",
+    "compare",
     "cuda_available",
     "devices",
     "environment_report",

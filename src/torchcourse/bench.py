@@ -17,8 +17,11 @@ before and after it against the quietest time this process has seen. A disturbed
 taken again (:data:`ATTEMPTS` in all), and a CPU sweep is timed twice (:data:`CPU_PASSES`), the less disturbed
 pass kept per size; one still disturbed is marked ``busy`` and the table says,
 in plain words, to rerun the cell. The fastest block (``best``) is the figure to compare across
-sizes or devices; the median, with its IQR, is the typical run. Route: :func:`bench` →
-:func:`time_fn` (attempts, calibration) → ``_measure`` (blocks) → :class:`BenchResult` (table, plot).
+sizes or devices; the median, with its IQR, is the typical run. Workloads compared with each other are timed
+together by :func:`compare`, their blocks interleaved and twice as many (:data:`COMPARE_BLOCKS`), so that load
+falls on each alike and each has its quiet blocks. Route: :func:`bench` (one
+workload) → :func:`compare` (sizes, devices, passes) → :func:`time_fns` (attempts, calibration) →
+``_measure_many`` (interleaved blocks) → :class:`BenchResult` (table, plot).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import os
 import platform
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -64,8 +67,8 @@ def __getattr__(name: str) -> Any:
         return _benchmark()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["PRESETS", "BenchResult", "Timing", "bench", "cpu_threads", "environment", "preset", "reference", "sizes",
-           "time_fn"]
+__all__ = ["PRESETS", "BenchResult", "Timing", "bench", "compare", "cpu_threads", "environment", "preset", "reference",
+           "sizes", "time_fn", "time_fns"]
 
 #: Sweep sizes per workload. The meaning of a size is the workload's own (n for an n x n matmul,
 #: element count for element-wise ops, batch size for a model step). ``regime_*`` and ``overhead_calls``
@@ -128,6 +131,9 @@ MIN_RUN_TIME = {"quick": 0.02, "full": 0.2}
 
 #: Blocks per measurement, at least: the median and the IQR are taken over the blocks' per-run times.
 MIN_BLOCKS = 10
+#: Blocks per measurement when workloads are compared (:func:`compare`): a ratio of two fastest blocks is fair
+#: when each workload had its quiet blocks, and on a loaded machine ten blocks of a few milliseconds may have none.
+COMPARE_BLOCKS = 20
 
 #: A measurement is disturbed when its blocks' IQR is at least this fraction of their median...
 BUSY_SPREAD = 0.5
@@ -225,50 +231,76 @@ def time_fn(
     ``blocks`` of them fill ``min_run_time``, and blocks are added until they do. A disturbed
     measurement is taken again, up to :data:`ATTEMPTS` times, and the least disturbed one is kept.
     """
+    return time_fns([fn], device, warmup=warmup, min_run_time=min_run_time, blocks=blocks)[0]
+
+
+def time_fns(
+    fns: Sequence[Callable[[], Any]], device: str, *, warmup: int = 3, min_run_time: float | None = None,
+    blocks: int = MIN_BLOCKS,
+) -> list[Timing]:
+    """:func:`time_fn` for several functions at once, their blocks interleaved (A, B, A, B...).
+
+    A burst of other work then slows the neighbouring blocks of every function alike, so a
+    comparison between them (a ratio of their fastest blocks) stays fair on a shared machine,
+    where two separate measurements seconds apart can meet different loads. An attempt is
+    taken again when any of its measurements is disturbed; the attempt kept is the least
+    disturbed as a whole, so the timings returned always come from the same blocks of time.
+    """
     threads, prior = (cpu_threads() if device == "cpu" else torch.get_num_threads()), torch.get_num_threads()
     torch.set_num_threads(threads)  # for the warm-up and every block (Timer._timeit does not set it)
     try:
-        fn()  # the first warm-up call with the API tracer on (make test): it records what fn demonstrates
+        for fn in fns:
+            fn()  # the first warm-up call with the API tracer on (make test): it records what fn demonstrates
         with tracing.paused():  # the rest without it: its recorders add ~20 us to every torch call they see
-            tries = _attempts(fn, device, warmup - 1, threads, min_run_time, blocks)
+            tries = _attempts(list(fns), device, warmup - 1, threads, min_run_time, blocks)
     finally:
         torch.set_num_threads(prior)
-    kept = min(tries, key=lambda t: (t.busy, t.spread))  # the least disturbed
-    kept.attempts = len(tries)
+    kept = min(tries, key=lambda ts: (any(t.busy for t in ts), max(t.spread for t in ts)))  # the least disturbed
+    for timing in kept:
+        timing.attempts = len(tries)
     return kept
 
 
 def _attempts(
-    fn: Callable[[], Any], device: str, warmup: int, threads: int, min_run_time: float | None, blocks: int
-) -> list[Timing]:
-    """Warm ``fn`` up, then measure it until a measurement is not disturbed, :data:`ATTEMPTS` times at most."""
+    fns: list[Callable[[], Any]], device: str, warmup: int, threads: int, min_run_time: float | None, blocks: int
+) -> list[list[Timing]]:
+    """Warm ``fns`` up, then measure them until no measurement is disturbed, :data:`ATTEMPTS` times at most."""
     for _ in range(warmup):
-        fn()
+        for fn in fns:
+            fn()
     synchronize(device)
-    tries: list[Timing] = []
+    tries: list[list[Timing]] = []
     for _ in range(ATTEMPTS):
         before = calibrate()
-        timing = _measure(fn, threads, min_run_time, blocks)
+        timings = _measure_many(fns, threads, min_run_time, blocks)
         slowdown = _slowdown(before, calibrate())
-        timing.busy = timing.spread >= BUSY_SPREAD or slowdown >= BUSY_SLOWDOWN
-        tries.append(timing)
-        if not timing.busy:
+        for timing in timings:
+            timing.busy = timing.spread >= BUSY_SPREAD or slowdown >= BUSY_SLOWDOWN
+        tries.append(timings)
+        if not any(t.busy for t in timings):
             break
     return tries
 
 
-def _measure(fn: Callable[[], Any], threads: int, min_run_time: float | None, blocks: int) -> Timing:
-    """One measurement: blocks of runs sized so that ``blocks`` of them fill the time budget."""
+def _measure_many(fns: list[Callable[[], Any]], threads: int, min_run_time: float | None, blocks: int) -> list[Timing]:
+    """One measurement of each function: blocks of runs, sized so that ``blocks`` of them fill the time budget,
+    taken in turn (one block of each function per round, the order reversed every round) until every function
+    has filled it."""
     benchmark = _benchmark()
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    timers = [benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads) for fn in fns]
     budget = min_run_time or MIN_RUN_TIME[preset()]
-    one_call = timer._timeit(1)  # the Timer's own block runner (it syncs CUDA), also a last warm-up
-    number = max(1, int(budget / blocks / one_call))
-    raw: list[float] = []
-    while len(raw) < blocks or sum(raw) < budget:
-        raw.append(timer._timeit(number))
-    measurement = benchmark.Measurement(number_per_run=number, raw_times=raw, task_spec=timer._task_spec)
-    return Timing(measurement.median, measurement.iqr, number * len(raw), len(raw), min(raw) / number)
+    numbers = [max(1, int(budget / blocks / timer._timeit(1))) for timer in timers]  # the Timer's own block runner
+    raws: list[list[float]] = [[] for _ in fns]                                     # (it syncs CUDA); a last warm-up
+    order = list(range(len(fns)))
+    while any(len(raw) < blocks or sum(raw) < budget for raw in raws):
+        for i in order:  # A B, then B A: a place in the round that the scheduler favours is given to each in turn
+            raws[i].append(timers[i]._timeit(numbers[i]))
+        order.reverse()
+    timings = []
+    for timer, number, raw in zip(timers, numbers, raws, strict=True):
+        measurement = benchmark.Measurement(number_per_run=number, raw_times=raw, task_spec=timer._task_spec)
+        timings.append(Timing(measurement.median, measurement.iqr, number * len(raw), len(raw), min(raw) / number))
+    return timings
 
 
 def environment() -> dict[str, str]:
@@ -493,33 +525,63 @@ def bench(
     ``make`` builds the inputs on the device and returns the zero-argument function to time, so
     allocation and host-to-device copies stay outside the timed region. ``sweep`` is a list of
     sizes or the name of a workload in :data:`PRESETS`. Give ``flops(size)`` or ``bytes(size)`` to
-    get achieved GFLOP/s or GB/s.
+    get achieved GFLOP/s or GB/s. To compare workloads with each other, time them together with
+    :func:`compare`.
     """
+    return compare({label: make}, sweep, flops=flops, bytes=bytes, on=on, min_run_time=min_run_time)[label]
+
+
+def compare(
+    makes: Mapping[str, Callable[[int, str], Callable[[], Any]]],
+    sweep: Sequence[int] | str,
+    *,
+    flops: Callable[[int], float] | None = None,
+    bytes: Callable[[int], float] | None = None,  # noqa: A002 - the natural name for a byte count
+    on: Sequence[str] | None = None,
+    min_run_time: float | None = None,
+) -> dict[str, BenchResult]:
+    """:func:`bench` for several workloads doing the same work (``{label: make}``), timed interleaved.
+
+    At each size and on each device the workloads' blocks alternate (:func:`time_fns`), so a
+    machine's load falls on all of them alike, and there are :data:`COMPARE_BLOCKS` of each, so that each
+    has its quiet ones: a ratio of their fastest blocks (``Timing.best``) then means what it says.
+    Returns one :class:`BenchResult` per label, in the order given.
+    """
+    labels = list(makes)
     sweep_sizes = list(sizes(sweep) if isinstance(sweep, str) else sweep)
     run_on = list(on or devices())
-    fns = {d: [make(n, d) for n in sweep_sizes] for d in run_on}
-    timings = {d: [time_fn(fn, d, min_run_time=min_run_time) for fn in fns[d]] for d in run_on}
+    fns = {d: [[makes[k](n, d) for k in labels] for n in sweep_sizes] for d in run_on}  # [size][label]
+    blocks = MIN_BLOCKS if len(labels) == 1 else COMPARE_BLOCKS
+    timings = {d: [time_fns(row, d, min_run_time=min_run_time, blocks=blocks) for row in fns[d]] for d in run_on}
     for _ in range(CPU_PASSES - 1):  # the CPU sweep once more, later: a burst of other work rarely hits a size twice
-        for i, fn in enumerate(fns.get("cpu", [])):
-            again = time_fn(fn, "cpu", min_run_time=min_run_time)
-            first = timings["cpu"][i]
-            if (again.busy, again.best or again.median) < (first.busy, first.best or first.median):
-                again.attempts += first.attempts
-                timings["cpu"][i] = again
-            else:
-                first.attempts += again.attempts
-    result = BenchResult(
-        label=label,
-        sizes=sweep_sizes,
-        devices=run_on,
-        timings=timings,
-        flops=[float(flops(n)) for n in sweep_sizes] if flops else None,
-        bytes=[float(bytes(n)) for n in sweep_sizes] if bytes else None,
-        meta=environment(),
-    )
-    result.reference = reference(label)
-    save_to = os.environ.get("TORCHCOURSE_SAVE_BENCH")
-    if save_to:  # a recorded run (tools/gpu_run.sh): every sweep of every notebook, with its environment
-        Path(save_to).mkdir(parents=True, exist_ok=True)
-        result.save(Path(save_to) / _file_name(label))
-    return result
+        for i, row in enumerate(fns.get("cpu", [])):
+            again, first = time_fns(row, "cpu", min_run_time=min_run_time, blocks=blocks), timings["cpu"][i]
+            if _disturbance(again) < _disturbance(first):
+                again, first = first, again
+            for kept, dropped in zip(first, again, strict=True):
+                kept.attempts += dropped.attempts
+            timings["cpu"][i] = first
+    meta = environment()
+    results = {}
+    for j, label in enumerate(labels):
+        result = BenchResult(
+            label=label,
+            sizes=sweep_sizes,
+            devices=run_on,
+            timings={d: [row[j] for row in rows] for d, rows in timings.items()},
+            flops=[float(flops(n)) for n in sweep_sizes] if flops else None,
+            bytes=[float(bytes(n)) for n in sweep_sizes] if bytes else None,
+            meta=dict(meta),
+        )
+        result.reference = reference(label)
+        save_to = os.environ.get("TORCHCOURSE_SAVE_BENCH")
+        if save_to:  # a recorded run (tools/gpu_run.sh): every sweep of every notebook, with its environment
+            Path(save_to).mkdir(parents=True, exist_ok=True)
+            result.save(Path(save_to) / _file_name(label))
+        results[label] = result
+    return results
+
+
+def _disturbance(timings: list[Timing]) -> tuple[bool, float]:
+    """How disturbed one pass over a size was, to keep the less disturbed pass: busy first, then the slower."""
+    return any(t.busy for t in timings), sum(t.best or t.median for t in timings)
