@@ -69,9 +69,9 @@ def _notebook(tmp_path, cells):
     return path
 
 
-def test_ignore_marker_and_review_tag_exempt_a_cell(tmp_path):
+def test_ignore_tag_and_review_tag_exempt_a_cell(tmp_path):
     source, output = OFFENDERS["CUDA-only print"]
-    path = _notebook(tmp_path, [(source, output, []), ("# NBVAL_IGNORE_OUTPUT\n" + source, output, []),
+    path = _notebook(tmp_path, [(source, output, []), (source, output, ["nbval-ignore-output"]),
                                 (source, output, ["portable"])])
     found = check_portable.check(path)
     assert [o.cell for o in found] == [0]
@@ -133,7 +133,7 @@ def test_cells_that_can_run_again_pass(name):
 
 def test_rerun_findings_ignore_the_output_marker_and_respect_their_tag(tmp_path, capsys):
     source = RERUN_OFFENDERS["a bare mkdir"]
-    path = _notebook(tmp_path, [("# NBVAL_IGNORE_OUTPUT\n" + source, "", []), (source, "", ["portable"]),
+    path = _notebook(tmp_path, [(source, "", ["nbval-ignore-output"]), (source, "", ["portable"]),
                                 (source, "", ["rerun-reviewed"])])
     assert [o.cell for o in check_portable.check(path)] == [0, 1]
     assert check_portable.main([str(path)]) == 1

@@ -28,6 +28,16 @@ def test_blank_exercises_are_not_attempted(notebook):
 
 # Every solution scoring full marks is already held by nbval, which runs solutions/ strictly (a check
 # that fails raises) and compares the committed score report; here one chapter goes through the CLI.
+def test_grading_leaves_no_kernel_running(monkeypatch):
+    import torchcourse.cli as cli
+
+    made = []
+    real = cli._kernel_manager
+    monkeypatch.setattr(cli, "_kernel_manager", lambda scratch: made.append(real(scratch)) or made[-1])
+    grade_notebook(EXERCISES[0])
+    assert len(made) == 1 and not made[0].has_kernel  # shut down, not left for the operating system to find
+
+
 def test_solutions_score_full_marks(capsys):
     solution = ROOT / "solutions" / "00_python.ipynb"
     assert main(["grade", "--json", str(solution)]) == 0

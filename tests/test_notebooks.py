@@ -139,7 +139,7 @@ def test_lesson_follows_the_skeleton(path):
     assert "**Mirrors:**" in title and "**You will be able to:**" in title
     assert re.search(r"\d{3}_[0-9a-f]{16}\.txt", title), "cite the note files by name"
     setup = _code(nb)[0].source
-    assert setup.startswith("# NBVAL_IGNORE_OUTPUT") and "tc.setup(" in setup
+    assert "nbval-ignore-output" in _code(nb)[0].metadata.get("tags", []) and "tc.setup(" in setup
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "## Summary" in markdown
     assert f"**Practise:** [exercises/{chapter}.ipynb](../../exercises/{chapter}.ipynb)" in markdown
@@ -169,7 +169,15 @@ def test_exercises_are_committed_blank(path):
 def test_timed_cells_ignore_their_output(path):
     for cell in _code(_read(path)):
         if "tc.bench(" in cell.source or "tc.compare(" in cell.source or ".plot()" in cell.source:
-            assert cell.source.startswith("# NBVAL_IGNORE_OUTPUT"), cell.source.splitlines()[0]
+            assert "nbval-ignore-output" in cell.metadata.get("tags", []), cell.source.splitlines()[0]
+
+
+@pytest.mark.parametrize("path", LESSONS + SOLUTIONS + EXERCISES, ids=_ids(LESSONS + SOLUTIONS + EXERCISES))
+def test_test_markers_are_tags_not_code(path):
+    """What the test suite needs (nbval's markers) lives in cell tags, out of the learner's sight."""
+    for cell in _code(_read(path)):
+        marker = re.search(r"^\s*#\s*(NBVAL_\w+|PYTEST_VALIDATE_\w+)", cell.source, re.M)
+        assert not marker, f"tag the cell {marker.group(1).lower().replace('_', '-')!r} instead of {marker.group(0)!r}"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=_ids(LESSONS))

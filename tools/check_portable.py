@@ -1,10 +1,10 @@
 """Find cells whose committed output probably depends on the machine (the authors' portable check).
 
 A committed output must be the same on every machine the course supports: any core count, any CPU
-instruction set, with or without a GPU, every admitted torch. A cell whose output must vary starts
-with ``# NBVAL_IGNORE_OUTPUT`` and asserts the truth; every other cell prints device-neutral facts.
+instruction set, with or without a GPU, every admitted torch. A cell whose output must vary is
+tagged ``nbval-ignore-output`` and asserts the truth; every other cell prints device-neutral facts.
 This check reads the notebooks (it runs nothing) and flags the likely offenders, the cells with a
-committed output and no ignore marker that
+committed output and no ignore tag that
 
 - branch on the machine (``if tc.cuda_available():``, ``if device != "cpu":``, a device count...),
   so one branch prints what the other does not;
@@ -37,7 +37,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-IGNORE_MARKER = "# NBVAL_IGNORE_OUTPUT"
+IGNORE_TAG = "nbval-ignore-output"
 REVIEWED_TAG = "portable"
 RERUN_REVIEWED_TAG = "rerun-reviewed"
 RERUN = "run again: "  # the prefix of the rerun findings
@@ -281,8 +281,7 @@ def check(path: Path) -> list[Offender]:
             continue
         tags = cell.metadata.get("tags", [])
         reasons = [] if RERUN_REVIEWED_TAG in tags else rerun_reasons(cell.source)
-        if not (cell.source.lstrip().startswith(IGNORE_MARKER) or REVIEWED_TAG in tags
-                or "nbval-ignore-output" in tags or "nbval-skip" in tags):
+        if not (IGNORE_TAG in tags or REVIEWED_TAG in tags or "nbval-skip" in tags):
             reasons = cell_reasons(cell.source, _output_text(cell)) + reasons
         if reasons:
             found.append(Offender(path, index, "; ".join(reasons), cell.source.splitlines()[0]))
@@ -299,7 +298,7 @@ def main(argv: list[str]) -> int:
               Offender(offender.path.relative_to(ROOT), offender.cell, offender.reason, offender.first_line))
     rerun = sum(RERUN in o.reason for o in offenders)
     if len(offenders) > rerun:
-        print(f"{len(offenders) - rerun} cell(s) may print machine-dependent output: start them with {IGNORE_MARKER} "
+        print(f"{len(offenders) - rerun} cell(s) may print machine-dependent output: tag them {IGNORE_TAG!r} "
               f"(and assert the truth), print a device-neutral fact, or, after review, tag the cell "
               f"{REVIEWED_TAG!r}. See docs/authoring.md, 'The portable rule'.")
     if rerun:

@@ -2,9 +2,9 @@
 
 Usage: tools/record.py [NB.ipynb ...] [--tries N] [--idle PERCENT]
 
-Each notebook (default: every lesson with a ``tc.bench(`` or ``tc.compare(`` cell) is executed in turn, never two at once, in a
-fresh kernel with the suite's settings (``TORCHCOURSE_STRICT=1``, ``PYTHONHASHSEED=0``). Before each try the
-machine must be idle: the CPU is sampled for two seconds and must be busy under ``--idle`` percent (other
+Each notebook (default: every lesson with a ``tc.bench(`` or ``tc.compare(`` cell) is executed in turn, never two
+at once, in a fresh kernel with the suite's settings (``TORCHCOURSE_STRICT=1``, ``PYTHONHASHSEED=0``). Before each
+try the machine must be idle: the CPU is sampled for two seconds and must be busy under ``--idle`` percent (other
 programs: a browser, a test suite, a helper). Then every table its timed cells printed is read back
 (:func:`table_problems`, the same reader ``tests/test_committed_timings.py`` applies to what is committed). A
 notebook whose tables come back busy is executed again, up to ``--tries`` times; only a quiet run is written

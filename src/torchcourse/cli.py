@@ -60,7 +60,8 @@ def grade_notebook(path: Path, timeout: int = 600) -> tuple[Report, list[str]]:
     """Execute an exercise notebook, as saved, in a fresh kernel and collect its check outcomes.
 
     The notebook runs to the end even when a cell raises (a learner's error costs that exercise,
-    not the rest). Exercises whose check never ran count as not attempted.
+    not the rest). Exercises whose check never ran count as not attempted. The kernel is shut down
+    before this returns, whatever happened (one per notebook would otherwise pile up: 0.5 GB each).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -72,12 +73,17 @@ def grade_notebook(path: Path, timeout: int = 600) -> tuple[Report, list[str]]:
     with tempfile.TemporaryDirectory(prefix="torchcourse-grade-") as scratch:
         grade_file = Path(scratch) / "outcomes.jsonl"
         grade_file.touch()
-        with _environ(TORCHCOURSE_GRADE_FILE=str(grade_file), TORCHCOURSE_STRICT="0"):
-            client = NotebookClient(
-                nb, km=_kernel_manager(scratch), timeout=timeout, kernel_name="python3", allow_errors=True,
-                resources={"metadata": {"path": scratch}},
-            )
-            client.execute()
+        km = _kernel_manager(scratch)
+        try:
+            with _environ(TORCHCOURSE_GRADE_FILE=str(grade_file), TORCHCOURSE_STRICT="0"):
+                client = NotebookClient(
+                    nb, km=km, timeout=timeout, kernel_name="python3", allow_errors=True,
+                    resources={"metadata": {"path": scratch}},
+                )
+                client.execute()
+        finally:  # nbclient shuts down only the kernels it made itself: this one would outlive the grading
+            if km.has_kernel:
+                km.shutdown_kernel()  # asked to exit, killed only if it does not (no "Parent appears to have exited")
         recorded = {}
         for line in grade_file.read_text(encoding="utf-8").splitlines():
             entry = json.loads(line)
