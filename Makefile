@@ -5,14 +5,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.torchcourse-installed
 JOBS   ?= auto
 LAB_ARGS ?=
-# JupyterLab refuses to start as root (containers, CI) unless told to.
-ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NOTEBOOKS := $(sort $(wildcard notebooks/*/*.ipynb))
 SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
 # Strict checks (a failed exercise check raises) for every run. No MPLBACKEND here: kernels keep
 # Jupyter's inline backend, so executed lessons carry their figures.
 RUN := TORCHCOURSE_STRICT=1 PYTHONHASHSEED=0
-NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval-sanitize.cfg
 
 .PHONY: install lab test test-matrix test-portable gpu-rehearsal test-browser gpu-run lint execute tidy grade coverage check-clean clean
 
@@ -34,12 +31,10 @@ $(STAMP): pyproject.toml
 # "Kernel is running over TCP without encryption" warning per notebook). A kernel whose tab is closed keeps its
 # memory (0.4-0.9 GB a lesson) until it is shut down: the server shuts down kernels that no tab uses after
 # CULL_IDLE_S seconds idle (0 turns culling off; kernels with a tab open are never culled).
+# `torchcourse lab` (src/torchcourse/commands.py) builds the command line; Windows runs it without make.
 CULL_IDLE_S ?= 900
-CULL := --MappingKernelManager.cull_idle_timeout=$(CULL_IDLE_S) --MappingKernelManager.cull_interval=60 \
-  --MappingKernelManager.cull_connected=False
 lab: install
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --KernelManager.transport=ipc $(CULL) $(ROOT_FLAG) \
-	  $(LAB_ARGS) index.ipynb
+	$(VENV)/bin/torchcourse lab --cull-idle $(CULL_IDLE_S) $(LAB_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests tools notebooks exercises solutions index.ipynb
@@ -47,10 +42,9 @@ lint: install
 
 # The notebooks run with the API tracer on (records in a temporary folder); then the coverage gate
 # (tests/test_coverage.py) reads every kernel's records: it needs the whole run, so it runs second.
-test: lint
-	@records=$$(mktemp -d "$${TMPDIR:-/tmp}/torchcourse-trace-XXXXXX") && trap 'rm -rf "$$records"' EXIT && \
-	$(RUN) TORCHCOURSE_TRACE_DIR="$$records" $(PY) -m pytest -n $(JOBS) --dist loadscope $(NBVAL) notebooks solutions tests && \
-	TORCHCOURSE_COVERAGE_RECORDS="$$records" $(PY) -m pytest -q tests/test_coverage.py -k every_row
+# `torchcourse test` (src/torchcourse/commands.py) runs the lint, then this, the same on every platform.
+test: install
+	$(VENV)/bin/torchcourse test --jobs $(JOBS)
 
 # Every cell can be run again (docs/authoring.md): each code cell twice in a row, then Run All once more in the
 # same kernel, for every lesson and solution (or RERUN_ARGS=NB.ipynb), RERUN_JOBS kernels at a time (tools/rerun.py).

@@ -29,6 +29,8 @@ OFFENDERS = {  # source, committed output: each one differs between machines
     "thread count": ("(set(seen), torch.get_num_threads())", "({1}, 2)"),
     "torch version": ("torch.__version__", "'2.14.1+cu130'"),
     "preset sizes": ('for n in tc.sizes("mlp"):\n    print(n)', "8\n64\n"),
+    "a timing": ('t = tcb.time_fn(f, "cpu")\nf"{t.best:.2f}"', "'0.99'"),
+    "a stopwatch": ("start = time.perf_counter()\nf()\nround(time.perf_counter() - start, 1)", "0.1"),
     "machine in the output": ("report", "GPU: NVIDIA H200, 139.8 GiB, 132 SMs"),
 }
 

@@ -288,6 +288,7 @@ def test_q4_constant_seed():
 
 def test_q4_worker_id_only():
     rejected(data.q4, _by_worker_id, "do not change with the loader's seed")
+    assert data.q4._names(1) == ("loader_seed",)  # the case is the loader's seed, not a worker id
 
 
 def test_q4_global_numpy_seed():

@@ -47,7 +47,8 @@ MACHINE_FACTS = re.compile(
     r"get_num_threads|num_threads|get_num_interop_threads|cpu_count|__version__|torch\.version|"
     r"get_device_name|get_device_properties|get_device_capability|device_count|memory_allocated|"
     r"memory_reserved|max_memory|mem_get_info|get_cpu_capability|ATEN_CPU_CAPABILITY|cudnn\.version|"
-    r"environment_report|platform\.|nvidia-smi|\bsizes\(|\bpreset\(|PRESETS"
+    r"environment_report|platform\.|nvidia-smi|\bsizes\(|\bpreset\(|PRESETS|"
+    r"\btime_fns?\(|\bperf_counter\(|\belapsed_time\(|\btc\.bench\(|\btc\.compare\(|\btimeit\b"  # times
 )
 #: A condition that tells machines apart.
 MACHINE_CONDITION = re.compile(

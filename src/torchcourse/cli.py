@@ -1,4 +1,6 @@
-"""The ``torchcourse`` command: ``grade`` scores exercise notebooks, ``coverage`` maps executed APIs."""
+"""The ``torchcourse`` command: ``lab`` opens the course, ``test`` runs the suite, ``grade`` scores exercise
+notebooks, ``reset`` restores one, ``coverage`` maps executed APIs (``lab``, ``test`` and ``reset`` live in
+:mod:`.commands`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 
 from .checks import chapters
 from .checks.core import Outcome, Report, Status
+from .commands import add_commands
 from .coverage import add_command as add_coverage_command
 
 __all__ = ["grade_notebook", "main"]
@@ -146,8 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     grade.add_argument("--json", action="store_true", help="print the report as JSON")
     grade.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     grade.set_defaults(run=_grade)
+    add_commands(commands)
     add_coverage_command(commands)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "takes_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.extra = unknown
     return args.run(args)
 
 

@@ -405,6 +405,7 @@ q4 = _declare(
     points=2,
     reference=seed_worker,
     inputs=_loader_seeds,
+    case_names=["loader_seed"],  # the DataLoader generator's seed, not a worker_id (the workers' ids are 0 and 1)
     judge=_judge_worker_init,
     trials=2,
     reseeds=True,  # seeding a worker's own generators is what a worker_init_fn is for
