@@ -43,6 +43,35 @@ def test_run_on_devices_compares_gradients():
     assert x.grad is None  # the caller's tensor is copied, never touched
 
 
+class _WrongBackward(torch.autograd.Function):
+    """Doubles, like ``2 * x``; its backward triples: a device whose gradients are wrong and outputs right."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 3 * grad
+
+
+def test_run_on_devices_backward_compares_the_gradients_of_a_whole_output():
+    x = torch.randn(3, 4, requires_grad=True)
+    calls = []
+
+    def double(t):
+        calls.append(t)
+        return _WrongBackward.apply(t) if len(calls) == 2 else 2 * t
+
+    run_on_devices(double, x, on=["cpu", "cpu:0"])  # a non-scalar output: gradients not compared by default
+    calls.clear()
+    with pytest.raises(AssertionError, match="gradients on cpu:0 disagree"):
+        run_on_devices(double, x, on=["cpu", "cpu:0"], backward=True)
+    calls.clear()
+    run_on_devices(lambda t: 2 * t, x, on=["cpu", "cpu:0"], backward=True)
+    assert x.grad is None  # the caller's tensor is copied, never touched
+
+
 def test_run_on_devices_detects_disagreement():
     calls = iter([torch.zeros(2), torch.ones(2)])
     with pytest.raises(AssertionError, match="disagrees"):

@@ -204,12 +204,16 @@ def run_on_devices(
     on: Sequence[str] | None = None,
     atol: float | None = None,
     rtol: float | None = None,
+    backward: bool = False,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Run ``fn`` on copies of the inputs on every device and assert the results (and gradients) agree.
 
     Tensors in ``args``/``kwargs`` are copied to each device. When the result is a scalar tensor
-    and some input requires grad, ``backward()`` runs too and the gradients are compared.
+    and some input requires grad, ``backward()`` runs too and the gradients are compared. With
+    ``backward=True`` a result of any shape is back-propagated too, from the same fixed random
+    gradient on every device (made on the CPU from seed 0), so the whole output and the gradient of
+    every input that requires grad (a layer's parameters, passed as inputs) are compared.
     Returns ``{device: result}`` so the lesson can keep asserting on any of them.
 
     Without ``atol``/``rtol``, results are compared with ``torch.testing.assert_close``'s defaults
@@ -230,8 +234,9 @@ def run_on_devices(
         with spy if spy is not None else contextlib.nullcontext():
             result = fn(*dev_args, **dev_kwargs)
             leaves = _leaves((dev_args, dev_kwargs))
-            if leaves and isinstance(result, torch.Tensor) and result.requires_grad and result.numel() == 1:
-                result.backward()
+            if leaves and isinstance(result, torch.Tensor) and result.requires_grad and (
+                    result.numel() == 1 or backward):
+                result.backward(None if result.numel() == 1 else _probe_gradient(result))
                 grads[device] = [leaf.grad for leaf in leaves]
         results[device] = result
         cudnn[device] = spy is not None and spy.seen
@@ -251,6 +256,12 @@ def run_on_devices(
     if on is None and "cuda" not in results and "cpu" in results:
         simulate_cuda(fn, args, kwargs, results["cpu"])
     return results
+
+
+def _probe_gradient(result: torch.Tensor) -> torch.Tensor:
+    """The gradient a non-scalar result is back-propagated from: random, and the same on every device."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(result.shape, generator=generator, dtype=result.dtype).to(result.device)
 
 
 def simulate_cuda(fn: Callable[..., Any], args: tuple, kwargs: dict, expected: Any) -> bool:

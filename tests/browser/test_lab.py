@@ -127,7 +127,7 @@ def _committed_text_output(path: Path) -> tuple[int, str]:
     """The first deterministic plain-text result in a committed lesson: (cell index, text)."""
     nb = nbformat.read(ROOT / path, as_version=4)
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or cell.source.startswith("# NBVAL_IGNORE_OUTPUT"):
+        if cell.cell_type != "code" or "nbval-ignore-output" in cell.metadata.get("tags", []):
             continue
         for output in cell.outputs:
             text = output.get("data", {}).get("text/plain", "")
