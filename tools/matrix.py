@@ -34,6 +34,8 @@ from pathlib import Path
 
 import tomllib
 
+from torchcourse.commands import NBVAL, STRICT_ENV  # make test's settings: one definition
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # The two simulated machines of the portable rule (docs/authoring.md): A = one thread, no SIMD, no CUDA;
@@ -52,8 +54,6 @@ ENTRIES: dict[str, dict] = {
                "about": "the newest: Python 3.13, the newest torch/torchvision pip admits"},
 }
 
-STRICT = {"TORCHCOURSE_STRICT": "1", "PYTHONHASHSEED": "0"}
-NBVAL = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", "nbval-sanitize.cfg"]
 
 
 class MatrixError(RuntimeError):
@@ -126,7 +126,7 @@ def versions(venv: Path) -> str:
 def run_entry(name: str, venv: Path, jobs: str, extra: list[str]) -> int:
     python = str(venv / "bin" / "python")
     with tempfile.TemporaryDirectory(prefix=f"torchcourse-matrix-{name}-") as records:
-        env = {**os.environ, **STRICT, **ENTRIES[name]["env"], "TORCHCOURSE_TRACE_DIR": records,
+        env = {**os.environ, **STRICT_ENV, **ENTRIES[name]["env"], "TORCHCOURSE_TRACE_DIR": records,
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
                "PATH": os.pathsep.join([str(venv / "bin"), os.environ.get("PATH", "")]),
                "VIRTUAL_ENV": str(venv)}

@@ -35,10 +35,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from torchcourse.commands import STRICT_ENV  # make test's settings: one definition
+
 ROOT = Path(__file__).resolve().parents[1]
 SAME_TAG = "same-on-rerun"
 TIMED = re.compile(r"\btc\.(?:bench|compare)\(|\bbench\.(?:bench|compare)\(")
-STRICT_ENV = {"TORCHCOURSE_STRICT": "1", "PYTHONHASHSEED": "0"}
 CELL_TIMEOUT = 600
 
 

@@ -238,7 +238,7 @@ def time_fns(
     fns: Sequence[Callable[[], Any]], device: str, *, warmup: int = 3, min_run_time: float | None = None,
     blocks: int = MIN_BLOCKS,
 ) -> list[Timing]:
-    """:func:`time_fn` for several functions at once, their blocks interleaved (A, B, A, B...).
+    """:func:`time_fn` for several functions at once, their blocks interleaved (A B, then B A, round by round).
 
     A burst of other work then slows the neighbouring blocks of every function alike, so a
     comparison between them (a ratio of their fastest blocks) stays fair on a shared machine,
