@@ -296,16 +296,28 @@ def test_calibration_is_a_fixed_job_of_about_a_millisecond():
     assert 1e-5 < bench_module.calibrate() < 0.1
 
 
-def test_a_cpu_sweep_is_timed_twice_and_the_less_disturbed_pass_kept(monkeypatch):
-    made = []
+def test_a_cpu_sweep_is_timed_twice_and_the_less_disturbed_pass_kept_whole(monkeypatch):
+    made, calls = [], []
     first = [Timing(1e-3, 1e-4, 10, 10, 5e-3), Timing(2e-3, 1e-4, 10, 10, 1.9e-3)]  # size 8 stalled in pass 1
     second = [Timing(1e-3, 1e-4, 10, 10, 0.9e-3), Timing(2e-3, 9e-3, 10, 10, 1.8e-3, busy=True)]
     taken = iter(first + second)
-    monkeypatch.setattr(bench_module, "time_fns", lambda fns, *a, **k: [next(taken) for _ in fns])
+    def time_fns(fns, *args, **kwargs):
+        calls.append(len(fns))
+        return [next(taken) for _ in fns]
+
+    monkeypatch.setattr(bench_module, "time_fns", time_fns)
     result = bench(lambda n, d: made.append(n) or (lambda: None), [8, 16], label="twice", on=["cpu"])
-    assert made == [8, 16]  # each size's inputs are made once
-    assert [t.best for t in result.timings["cpu"]] == [0.9e-3, 1.9e-3]  # quiet beats busy, then the faster best
+    assert made == [8, 16] and calls == [2, 2]  # each size's inputs made once; each pass times both sizes together
+    assert [t.best for t in result.timings["cpu"]] == [5e-3, 1.9e-3]  # the quiet pass, never sizes from two passes
     assert [t.attempts for t in result.timings["cpu"]] == [2, 2]
+
+
+def test_the_sizes_of_a_sweep_are_timed_in_turn_block_by_block():
+    order = []
+    result = bench(lambda n, d: (lambda: order.append(n)), [1, 2, 3], label="sizes", on=["cpu"], min_run_time=0.001)
+    runs = [n for i, n in enumerate(order) if i == 0 or order[i - 1] != n]  # one entry per stretch of one size
+    assert len(runs) >= 3 * bench_module.COMPARE_BLOCKS  # a block of each in turn, not size by size
+    assert all(t.blocks >= bench_module.COMPARE_BLOCKS for t in result.timings["cpu"])
 
 
 def test_compared_workloads_are_timed_in_turn_block_by_block():
@@ -326,3 +338,14 @@ def test_a_comparison_keeps_one_attempt_for_all_its_workloads(monkeypatch):
     assert (a.busy, b.busy, a.attempts, b.attempts) == (False, False, 2, 2)
     assert b.best == 9e-4  # from the second attempt, with a's, never the first attempt's faster but disturbed block
 
+
+def test_an_interleaved_block_follows_untimed_runs_that_settle_it():
+    calls = {"a": 0, "b": 0}
+    fns = [lambda: calls.__setitem__("a", calls["a"] + 1), lambda: calls.__setitem__("b", calls["b"] + 1)]
+    a, b = bench_module._measure_many(fns, 1, 0.001, 4)
+    for k, t in zip("ab", (a, b), strict=True):  # half a block of untimed runs before each block
+        per_block = t.runs // t.blocks
+        assert calls[k] - t.runs >= t.blocks * -(-per_block // 2), (k, calls[k], t)
+    alone = {"n": 0}
+    t = bench_module._measure_many([lambda: alone.__setitem__("n", alone["n"] + 1)], 1, 0.001, 4)[0]
+    assert alone["n"] - t.runs <= 3  # alone, its blocks follow each other: runs to size the blocks, nothing to settle

@@ -15,11 +15,11 @@ A busy machine (another program sharing the cores) slows some blocks and not oth
 measurement checks its own noise: the spread of its blocks, and a fixed calibration job timed
 before and after it against the quietest time this process has seen. A disturbed measurement is
 taken again (:data:`ATTEMPTS` in all), and a CPU sweep is timed twice (:data:`CPU_PASSES`), the less disturbed
-pass kept per size; one still disturbed is marked ``busy`` and the table says,
+pass kept whole; one still disturbed is marked ``busy`` and the table says,
 in plain words, to rerun the cell. The fastest block (``best``) is the figure to compare across
-sizes or devices; the median, with its IQR, is the typical run. Workloads compared with each other are timed
-together by :func:`compare`, their blocks interleaved and twice as many (:data:`COMPARE_BLOCKS`), so that load
-falls on each alike and each has its quiet blocks. Route: :func:`bench` (one
+sizes or devices; the median, with its IQR, is the typical run. The sizes of a sweep, and workloads compared with
+each other (:func:`compare`), are timed together, their blocks interleaved and twice as many
+(:data:`COMPARE_BLOCKS`), so that load falls on each alike and each has its quiet blocks. Route: :func:`bench` (one
 workload) → :func:`compare` (sizes, devices, passes) → :func:`time_fns` (attempts, calibration) →
 ``_measure_many`` (interleaved blocks) → :class:`BenchResult` (table, plot).
 """
@@ -131,15 +131,15 @@ MIN_RUN_TIME = {"quick": 0.02, "full": 0.2}
 
 #: Blocks per measurement, at least: the median and the IQR are taken over the blocks' per-run times.
 MIN_BLOCKS = 10
-#: Blocks per measurement when workloads are compared (:func:`compare`): a ratio of two fastest blocks is fair
-#: when each workload had its quiet blocks, and on a loaded machine ten blocks of a few milliseconds may have none.
+#: Blocks per measurement when several are timed together (the sizes of a sweep, workloads compared): a ratio of two
+#: fastest blocks is fair when each had its quiet blocks, and on a loaded machine ten blocks of a few ms may have none.
 COMPARE_BLOCKS = 20
 
 #: A measurement is disturbed when its blocks' IQR is at least this fraction of their median...
 BUSY_SPREAD = 0.5
 #: ...or when the calibration job, just before or just after it, ran this many times slower than its quietest.
 BUSY_SLOWDOWN = 2.0
-#: Passes over a CPU sweep: each size is timed again after the others, and the less disturbed measurement kept.
+#: Passes over a CPU sweep: the whole sweep is timed again, and the less disturbed pass kept (all its sizes).
 CPU_PASSES = 2
 
 #: Marks a disturbed measurement in the table (explained under it).
@@ -289,11 +289,17 @@ def _measure_many(fns: list[Callable[[], Any]], threads: int, min_run_time: floa
     benchmark = _benchmark()
     timers = [benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads) for fn in fns]
     budget = min_run_time or MIN_RUN_TIME[preset()]
-    numbers = [max(1, int(budget / blocks / timer._timeit(1))) for timer in timers]  # the Timer's own block runner
-    raws: list[list[float]] = [[] for _ in fns]                                     # (it syncs CUDA); a last warm-up
+    numbers = [max(1, int(budget / blocks / _one_run(timer, budget / blocks))) for timer in timers]
+    # Each block of one function follows a block of another, which leaves the caches and the memory allocator in its
+    # own state (after a large neighbour, a small workload's first few runs take ten times as long): half a block of
+    # untimed runs first brings the function back to its own steady state.
+    settle = [0 if len(fns) == 1 else -(-number // 2) for number in numbers]
+    raws: list[list[float]] = [[] for _ in fns]
     order = list(range(len(fns)))
     while any(len(raw) < blocks or sum(raw) < budget for raw in raws):
         for i in order:  # A B, then B A: a place in the round that the scheduler favours is given to each in turn
+            for _ in range(settle[i]):
+                fns[i]()
             raws[i].append(timers[i]._timeit(numbers[i]))
         order.reverse()
     timings = []
@@ -301,6 +307,17 @@ def _measure_many(fns: list[Callable[[], Any]], threads: int, min_run_time: floa
         measurement = benchmark.Measurement(number_per_run=number, raw_times=raw, task_spec=timer._task_spec)
         timings.append(Timing(measurement.median, measurement.iqr, number * len(raw), len(raw), min(raw) / number))
     return timings
+
+
+def _one_run(timer: Any, block: float) -> float:
+    """Seconds for one run, through the Timer's own block runner (it syncs CUDA), as a last warm-up.
+
+    A short run is timed three times and the fastest taken: one run slowed by other work would make
+    every block of it short, and the sweep, whose rounds go on until each function fills its budget,
+    would take rounds more for all of them.
+    """
+    first = timer._timeit(1)
+    return first if first >= block else min(first, timer._timeit(1), timer._timeit(1))
 
 
 def environment() -> dict[str, str]:
@@ -542,25 +559,29 @@ def compare(
 ) -> dict[str, BenchResult]:
     """:func:`bench` for several workloads doing the same work (``{label: make}``), timed interleaved.
 
-    At each size and on each device the workloads' blocks alternate (:func:`time_fns`), so a
-    machine's load falls on all of them alike, and there are :data:`COMPARE_BLOCKS` of each, so that each
-    has its quiet ones: a ratio of their fastest blocks (``Timing.best``) then means what it says.
-    Returns one :class:`BenchResult` per label, in the order given.
+    On each device every workload at every size is timed in one :func:`time_fns` call: one block of
+    each in turn, round after round, so a machine's load falls on all of them alike, whether a lesson
+    compares two workloads or two sizes of one (four times the batch, not twice the time), and there
+    are :data:`COMPARE_BLOCKS` of each, so that each has its quiet ones: a ratio of their fastest
+    blocks (``Timing.best``) then means what it says. Returns one :class:`BenchResult` per label, in
+    the order given.
     """
     labels = list(makes)
     sweep_sizes = list(sizes(sweep) if isinstance(sweep, str) else sweep)
     run_on = list(on or devices())
-    fns = {d: [[makes[k](n, d) for k in labels] for n in sweep_sizes] for d in run_on}  # [size][label]
-    blocks = MIN_BLOCKS if len(labels) == 1 else COMPARE_BLOCKS
-    timings = {d: [time_fns(row, d, min_run_time=min_run_time, blocks=blocks) for row in fns[d]] for d in run_on}
-    for _ in range(CPU_PASSES - 1):  # the CPU sweep once more, later: a burst of other work rarely hits a size twice
-        for i, row in enumerate(fns.get("cpu", [])):
-            again, first = time_fns(row, "cpu", min_run_time=min_run_time, blocks=blocks), timings["cpu"][i]
+    width = len(labels)
+    fns = {d: [makes[k](n, d) for n in sweep_sizes for k in labels] for d in run_on}  # size-major: [size][label]
+    blocks = MIN_BLOCKS if len(sweep_sizes) * width == 1 else COMPARE_BLOCKS
+    flat = {d: time_fns(fns[d], d, min_run_time=min_run_time, blocks=blocks) for d in run_on}
+    for _ in range(CPU_PASSES - 1):  # the CPU sweep once more, later: a burst of other work rarely hits both passes
+        if "cpu" in flat:
+            again, first = time_fns(fns["cpu"], "cpu", min_run_time=min_run_time, blocks=blocks), flat["cpu"]
             if _disturbance(again) < _disturbance(first):
                 again, first = first, again
             for kept, dropped in zip(first, again, strict=True):
                 kept.attempts += dropped.attempts
-            timings["cpu"][i] = first
+            flat["cpu"] = first  # a whole pass: sizes compared with each other come from the same blocks of time
+    timings = {d: [flat[d][i * width:(i + 1) * width] for i in range(len(sweep_sizes))] for d in run_on}
     meta = environment()
     results = {}
     for j, label in enumerate(labels):
