@@ -52,6 +52,12 @@ test: install
 test-rerun: install
 	$(RUN) $(PY) tools/rerun.py --slowest 5 $(RERUN_ARGS)
 
+# Other platforms, simulated (tests/platforms): Google Colab (the notebooks' setup cell installs the course in a venv
+# without it, where google.colab is a stub).
+.PHONY: test-platforms
+test-platforms: install
+	$(PY) -m pytest -p no:cacheprovider -q -rs tests/platforms
+
 # JupyterLab driven by headless Chromium (tests/browser; needs /usr/bin/chromium or TORCHCOURSE_CHROMIUM).
 test-browser: install
 	$(PY) -m pytest -p no:cacheprovider -q -rs tests/browser

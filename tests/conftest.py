@@ -1,5 +1,5 @@
 """Shared fixtures: the repository root, and a non-strict environment for checks under test; the browser suite
-is collected only when asked for."""
+and the platform suite (Colab, spawn) are collected only when asked for."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSER = ROOT / "tests" / "browser"
+PLATFORMS = ROOT / "tests" / "platforms"
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """The browser suite (tests/browser, `make test-browser`) runs only when named on the command line."""
-    if collection_path != BROWSER and BROWSER not in collection_path.parents:
+    """The browser suite (tests/browser, `make test-browser`) and the platform suite (tests/platforms,
+    `make test-platforms`) run only when named on the command line."""
+    suite = next((s for s in (BROWSER, PLATFORMS) if collection_path == s or s in collection_path.parents), None)
+    if suite is None:
         return None
     named = [(config.invocation_params.dir / arg.split("::")[0]).resolve() for arg in config.args]
-    return not any(path == BROWSER or BROWSER in path.parents for path in named)
+    return not any(path == suite or suite in path.parents for path in named)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from torchcourse.checks import chapters
+from torchcourse.colab import SETUP_CELL_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = ROOT / "index.ipynb"
@@ -138,8 +139,9 @@ def test_lesson_follows_the_skeleton(path):
     assert title.startswith(f"# {number} · "), f"title must start with '# {number} · '"
     assert "**Mirrors:**" in title and "**You will be able to:**" in title
     assert re.search(r"\d{3}_[0-9a-f]{16}\.txt", title), "cite the note files by name"
-    setup = _code(nb)[0].source
-    assert "nbval-ignore-output" in _code(nb)[0].metadata.get("tags", []) and "tc.setup(" in setup
+    course_setup, first = _code(nb)[:2]  # the generated course setup cell (torchcourse.colab), then the lesson's
+    assert course_setup.get("id") == SETUP_CELL_ID
+    assert "nbval-ignore-output" in first.metadata.get("tags", []) and "tc.setup(" in first.source
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "## Summary" in markdown
     assert f"**Practise:** [exercises/{chapter}.ipynb](../../exercises/{chapter}.ipynb)" in markdown
@@ -156,7 +158,8 @@ def test_lesson_sections_keep_the_chinese_headings(path):
 
 @pytest.mark.parametrize("path", LESSONS + SOLUTIONS, ids=_ids(LESSONS + SOLUTIONS))
 def test_lessons_and_solutions_are_committed_executed(path):
-    unexecuted = [c.source.splitlines()[0] for c in _code(_read(path)) if c.execution_count is None]
+    unexecuted = [c.source.splitlines()[0] for c in _code(_read(path))
+                  if c.execution_count is None and c.get("id") != SETUP_CELL_ID]  # generated, and prints nothing
     assert not unexecuted, f"run `make execute`; unexecuted cells start with {unexecuted[:3]}"
 
 

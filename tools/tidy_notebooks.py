@@ -8,6 +8,9 @@
   its end (previous / next / course home, from the file order of `notebooks/*/*.ipynb`), and the
   course home `index.ipynb` gets its list of lessons and exercises. A new chapter gets both by
   running this tool. Chapter names come from the README's `**Chapter NN · Name**` headings.
+- Generated too: every notebook's first code cell is the course setup cell, which installs the course
+  on Google Colab (`torchcourse.colab.setup_source`), and every lesson and the home link to Colab
+  (`torchcourse.colab.colab_url`), both from the one repository URL in `torchcourse.colab`.
 
 `make tidy` (and `make execute`) runs it over everything; `tools/tidy_notebooks.py NB...` tidies
 only the given notebooks. tests/test_notebooks.py checks that running it would change nothing.
@@ -24,6 +27,10 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from torchcourse.colab import SETUP_CELL_ID, colab_url, setup_source  # noqa: E402
+
 HOME = "index.ipynb"
 KERNELSPEC = {"name": "torchcourse", "display_name": "Python (torchcourse)", "language": "python"}
 # What ipykernel reports, less the Python version (added from the running Python where missing).
@@ -103,7 +110,9 @@ def navigation(course: Course, i: int) -> tuple[str, str]:
         top.append("← " + _link(prev.title, prev.path, here))
     if nxt:
         top.append(_link(nxt.title, nxt.path, here) + " →")
-    bottom = [f"**Next:** {_link(nxt.title, nxt.path, here)}" if nxt else "**Next:** that was the last lesson"]
+    top.append(f"[Open in Colab]({colab_url(lesson.path.as_posix())})")
+    bottom = [f"**Next:** {_link(nxt.title, nxt.path, here)} ([on Colab]({colab_url(nxt.path.as_posix())}))"
+              if nxt else "**Next:** that was the last lesson"]
     if prev:
         bottom.append(f"**Previous:** {_link(prev.title, prev.path, here)}")
     exercises = course.exercises(lesson.chapter)
@@ -118,14 +127,15 @@ def contents(course: Course) -> str:
     lines = [CONTENTS_MARK]
     for chapter in course.chapters():
         lines += ["", f"### {course.chapter_name(chapter)}", ""]
-        lines += [f"- {_link(lesson.title, lesson.path, Path('.'))}" for lesson in course.lessons
-                  if lesson.chapter == chapter]
+        lines += [f"- {_link(lesson.title, lesson.path, Path('.'))} · [Colab]({colab_url(lesson.path.as_posix())})"
+                  for lesson in course.lessons if lesson.chapter == chapter]
         exercises = course.exercises(chapter)
         if exercises:
             solutions = Path("solutions") / exercises.name
             answered = f" (answered: {_link(solutions.as_posix(), solutions, Path('.'))})" \
                 if (course.root / solutions).exists() else ""
-            lines.append(f"- **Exercises:** {_link(exercises.as_posix(), exercises, Path('.'))}{answered}")
+            lines.append(f"- **Exercises:** {_link(exercises.as_posix(), exercises, Path('.'))}{answered}"
+                         f" · [Colab]({colab_url(exercises.as_posix())})")
     return "\n".join(lines)
 
 
@@ -137,6 +147,19 @@ def _markdown(cell_id: str, source: str):
 
 def _is_generated(cell) -> bool:
     return cell.cell_type == "markdown" and cell.source.startswith((NAV_MARK, CONTENTS_MARK))
+
+
+def _setup_cell(nb) -> None:
+    """Make the course setup cell (torchcourse.colab) the notebook's first code cell, as generated.
+
+    It is committed unexecuted, like the navigation: it prints nothing, and where the course is installed it does
+    nothing (the lessons' execution counts start at 2 when they are executed).
+    """
+    nb.cells = [c for c in nb.cells if c.get("id") != SETUP_CELL_ID]
+    cell = nbformat.v4.new_code_cell(setup_source())
+    cell["id"] = SETUP_CELL_ID
+    first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    nb.cells.insert(first_code, cell)
 
 
 def tidy_notebook(nb, rel: Path, course: Course):
@@ -152,6 +175,7 @@ def tidy_notebook(nb, rel: Path, course: Course):
             cell.metadata.pop(key, None)
         if blank and cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    _setup_cell(nb)
     i = course.index(rel)
     if i is not None:
         nb.cells = [c for c in nb.cells if not _is_generated(c)]
