@@ -52,11 +52,15 @@ test: install
 test-rerun: install
 	$(RUN) $(PY) tools/rerun.py --slowest 5 $(RERUN_ARGS)
 
-# Other platforms, simulated (tests/platforms): Google Colab (the notebooks' setup cell installs the course in a venv
-# without it, where google.colab is a stub).
+# Other platforms, simulated: Google Colab (tests/platforms: the notebooks' setup cell installs the course in a venv
+# without it, where google.colab is a stub); macOS and Windows, whose workers start with spawn (the lessons and the
+# exercise that start processes, strictly, with TORCHCOURSE_START_METHOD=spawn).
+SPAWNED := notebooks/04_data/02_dataloader.ipynb notebooks/05_gpu/05_multi_gpu_and_ddp.ipynb solutions/04_data.ipynb
 .PHONY: test-platforms
 test-platforms: install
 	$(PY) -m pytest -p no:cacheprovider -q -rs tests/platforms
+	TORCHCOURSE_START_METHOD=spawn $(RUN) $(PY) -m pytest -p no:cacheprovider -q -n 2 --dist loadscope \
+	  --nbval --nbval-current-env --nbval-sanitize-with nbval-sanitize.cfg $(SPAWNED)
 
 # JupyterLab driven by headless Chromium (tests/browser; needs /usr/bin/chromium or TORCHCOURSE_CHROMIUM).
 test-browser: install

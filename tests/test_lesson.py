@@ -113,3 +113,17 @@ def test_fresh_dir_is_empty_on_every_call():
 def test_fresh_dir_stays_inside_the_workdir(name):
     with pytest.raises(ValueError, match="inside tc.workdir"):
         fresh_dir(name)
+
+
+def test_a_forced_start_method_becomes_the_default(monkeypatch):
+    import multiprocessing
+
+    calls = []
+    monkeypatch.setattr(multiprocessing, "set_start_method", lambda method, force=False: calls.append((method, force)))
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "fork")
+    monkeypatch.setenv("TORCHCOURSE_START_METHOD", "spawn")
+    lesson._apply_start_method()
+    assert calls == [("spawn", True)]
+    monkeypatch.delenv("TORCHCOURSE_START_METHOD")
+    lesson._apply_start_method()
+    assert calls == [("spawn", True)]  # unset: the platform's own default stays

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import multiprocessing
 import os
 import random
 import re
@@ -60,7 +61,18 @@ def _apply_thread_setting() -> None:
         torch.set_num_threads(int(threads))
 
 
+
+def _apply_start_method() -> None:
+    """Honour ``TORCHCOURSE_START_METHOD`` (``spawn``, ``forkserver``): how worker processes start, as on macOS and
+    Windows (spawn), whatever this platform's default. ``make test-platforms`` runs the lessons and the exercises that
+    start processes this way; run on import too, for the exercise notebooks."""
+    method = os.environ.get("TORCHCOURSE_START_METHOD")
+    if method and multiprocessing.get_start_method(allow_none=True) != method:
+        multiprocessing.set_start_method(method, force=True)
+
+
 _apply_thread_setting()
+_apply_start_method()
 
 
 def workdir() -> Path:

@@ -10,35 +10,31 @@ files, written under the session's scratch folder (``tc.workdir()``), which is r
 from __future__ import annotations
 
 import csv
-import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader, Dataset, TensorDataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..datasets import SHAPES, draw_shape
 from ..lesson import workdir
+from ._data_workers import _judge_worker_init, _loader_seeds, seed_worker
 from .core import (
     Case,
     Chapter,
     JudgedExercise,
     Mismatch,
     NotAttempted,
-    TimedOut,
     Uses,
     call_answer,
     compare,
     describe,
-    time_scale,
 )
 from .core import randint as _randint
 
 chapter = Chapter("04_data", "Data")
-_WORKER_TIMEOUT = 20.0  # seconds a loader waits for a worker (its start and the worker_init_fn)
 
 
 def _declare(id: str, title: str, **options: Any) -> JudgedExercise:  # noqa: A002
@@ -292,111 +288,7 @@ q3 = _declare(
 
 
 # --- q4 · 04.2 a worker_init_fn that makes augmentation reproducible -------------------------------
-
-
-class AugmentedNoise(Dataset):
-    """A dataset that draws its random augmentation from its own ``rng`` (made in ``__init__``)."""
-
-    def __init__(self, n: int = 4) -> None:
-        self.n = n
-        self.rng = np.random.default_rng(0)
-        self.status = ""
-        self.printed = ""
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, str]:
-        return torch.tensor(self.rng.random(), dtype=torch.float64), self.status, self.printed
-
-
-def seed_worker(worker_id):
-    info = get_worker_info()
-    if info is None:  # not in a worker process: nothing to seed
-        return
-    info.dataset.rng = np.random.default_rng(info.seed)
-
-
-def _loader_seeds(generator: torch.Generator, device: str) -> tuple[int]:
-    return (_randint(generator, 0, 2**31),)
-
-
-def _context() -> str:
-    # fork hands the notebook's function to the workers without pickling it (it lives in __main__)
-    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-
-
-def _run_workers(answer: Callable[..., Any], seed: int) -> torch.Tensor:
-    # Inside a worker the learner's function runs guarded as everywhere (time limit, global state,
-    # captured output) except that it may reseed the worker's generators (q4 declares reseeds=True).
-    # What it prints and raises comes back with the samples; the loader's timeout is the backstop.
-    def init(worker_id: int) -> None:
-        info = get_worker_info()
-        try:
-            call_answer(answer, worker_id)
-        except NotAttempted:
-            info.dataset.status = "placeholder"
-        except Mismatch as mismatch:  # a string crosses the process boundary; its kind is read back below
-            info.dataset.status = str(mismatch).rstrip(".")
-        except Exception as error:  # noqa: BLE001 - reported through the samples: the worker must not die
-            info.dataset.status = f"Your function raised {type(error).__name__}: {_first_line(error)}"
-        info.dataset.printed = getattr(answer, "printed", "")[-2000:]
-
-    loader = DataLoader(AugmentedNoise(4), batch_size=1, num_workers=2, worker_init_fn=init,
-                        timeout=_WORKER_TIMEOUT * time_scale(),
-                        generator=torch.Generator().manual_seed(seed), multiprocessing_context=_context())
-    values, statuses, printed = [], set(), []
-    try:
-        for value, status, said in loader:
-            values.append(value)
-            statuses.update(status)
-            printed.extend(p for p in said if p and p not in printed)
-    except RuntimeError as error:
-        if "timed out" not in str(error):
-            raise
-        raise TimedOut(
-            f"Your function did not return within {_WORKER_TIMEOUT * time_scale():g} s inside a worker "
-            "process: look for an infinite loop."
-        ) from None
-    finally:
-        if printed and hasattr(answer, "printed"):  # the check's guard shows it with the verdict
-            answer.printed += "".join(printed)
-    statuses.discard("")
-    if "placeholder" in statuses:
-        raise NotAttempted
-    if statuses:
-        first = sorted(statuses)[0]
-        kind = TimedOut if first.startswith("Your function did not return within") else Mismatch
-        raise kind(f"{first} (inside a worker process).")
-    return torch.cat(values)
-
-
-def _judge_worker_init(answer: Callable[..., Any], case: Case) -> None:
-    (seed,) = case
-    try:
-        run = _run_workers(answer, seed)
-        worker0, worker1 = run[[0, 2]], run[[1, 3]]  # batch i comes from worker i % 2
-        if torch.equal(worker0, worker1):
-            raise Mismatch(
-                "Both workers produced the same numbers: each worker's copy of the dataset has the same generator, "
-                "in the same state."
-            )
-        if not torch.equal(run, _run_workers(answer, seed)):
-            raise Mismatch(
-                "Two runs with the same loader seed gave different numbers: your workers' seeds do not follow from "
-                "the loader's seed (the time, or an unseeded source?)."
-            )
-        if torch.equal(run, _run_workers(answer, seed + 1)):
-            raise Mismatch(
-                "The numbers do not change with the loader's seed: seeding from the worker id alone repeats every "
-                "epoch and every run."
-            )
-    except (Mismatch, NotAttempted):
-        raise
-    except Exception as error:
-        raise Mismatch(
-            f"The loader failed with your worker_init_fn: {type(error).__name__}: {_first_line(error)}"
-        ) from None
+# Judged in real DataLoader workers, under this platform's start method: _data_workers.py.
 
 
 q4 = _declare(
