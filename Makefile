@@ -27,9 +27,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name torchcourse --display-name 'Python (torchcourse)' >/dev/null
 	touch $(STAMP)
 
-# Opens the course home (index.ipynb) rendered. Kernels talk over local IPC sockets, not TCP (no
-# "Kernel is running over TCP without encryption" warning per notebook). A kernel whose tab is closed keeps its
-# memory (0.4-0.9 GB a lesson) until it is shut down: the server shuts down kernels that no tab uses after
+# Opens the course home (index.ipynb) rendered, in the learner's working copy my-course/ (git-ignored, brought up
+# to date on every start: src/torchcourse/workcopy.py; LAB_ARGS=--in-place serves the checkout). Kernels talk over
+# local IPC sockets, not TCP (no "Kernel is running over TCP without encryption" warning per notebook). Closing a
+# tab shuts its kernel down (0.4-0.9 GB a lesson), and the server shuts down kernels that no tab uses after
 # CULL_IDLE_S seconds idle (0 turns culling off; kernels with a tab open are never culled).
 # `torchcourse lab` (src/torchcourse/commands.py) builds the command line; Windows runs it without make.
 CULL_IDLE_S ?= 900

@@ -14,8 +14,9 @@ from torchcourse.cli import main
 def test_lab_opens_the_course_home_with_idle_kernels_culled(monkeypatch):
     ran = []
     monkeypatch.setattr(commands, "_ensure_kernel", lambda: False)
+    monkeypatch.setattr(commands, "ensure_lab_settings", lambda prefix: False)
     monkeypatch.setattr(commands.subprocess, "call", lambda command, cwd: ran.append((command, cwd)) or 0)
-    assert main(["lab", "--cull-idle", "600", "--port", "8890"]) == 0
+    assert main(["lab", "--in-place", "--cull-idle", "600", "--port", "8890"]) == 0
     (command, cwd), = ran
     assert command[:3] == [sys.executable, "-m", "jupyterlab"] and command[-1] == "index.ipynb"
     assert f"--ServerApp.root_dir={commands.course_root()}" in command and cwd == commands.course_root()
@@ -80,3 +81,52 @@ def test_reset_refuses_what_is_not_the_courses(course, tmp_path):
         main(["reset", str(course / "notebooks" / "new.ipynb")])
     with pytest.raises(SystemExit, match="not a notebook of the course"):
         main(["reset", str(tmp_path.parent / "elsewhere.ipynb")])
+
+
+def _lesson(course):
+    lesson = course / "notebooks" / "01_a" / "a.ipynb"
+    lesson.parent.mkdir()
+    lesson.write_text('{"original": true}')
+    return lesson
+
+
+def test_lab_serves_the_learners_working_copy(course, monkeypatch, capsys):
+    _lesson(course)
+    ran = []
+    monkeypatch.setattr(commands, "_ensure_kernel", lambda: False)
+    monkeypatch.setattr(commands, "ensure_lab_settings", lambda prefix: False)
+    monkeypatch.setattr(commands.subprocess, "call", lambda command, cwd: ran.append((command, cwd)) or 0)
+    assert main(["lab"]) == 0
+    (command, cwd), = ran
+    copy = course / "my-course"
+    assert cwd == copy and f"--ServerApp.root_dir={copy}" in command and command[-1] == "index.ipynb"
+    assert (copy / "notebooks" / "01_a" / "a.ipynb").read_text() == '{"original": true}'
+    assert "Copied 2 course notebook(s)" in capsys.readouterr().out
+
+
+def test_closing_a_tab_shuts_its_kernel_down_and_other_settings_stay(tmp_path):
+    overrides = tmp_path / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    overrides.parent.mkdir(parents=True)
+    overrides.write_text('{"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}')
+    assert commands.ensure_lab_settings(tmp_path)
+    settings = commands.json.loads(overrides.read_text())
+    assert settings["@jupyterlab/notebook-extension:tracker"]["kernelShutdown"] is True
+    assert settings["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}
+    assert not commands.ensure_lab_settings(tmp_path)  # already there: left alone
+
+
+def test_reset_in_the_working_copy_takes_the_courses_version(course, capsys):
+    from torchcourse import workcopy
+
+    lesson = _lesson(course)
+    workcopy.sync(course)
+    mine = course / "my-course" / "notebooks" / "01_a" / "a.ipynb"
+    mine.write_text('{"mine": true}')
+    assert main(["reset", str(mine)]) == 0
+    assert mine.read_text() == '{"original": true}' and "the course's version again" in capsys.readouterr().out
+    (kept,) = (course.parent / "backups").iterdir()
+    assert kept.read_text() == '{"mine": true}'
+    lesson.write_text('{"fixed": true}')  # a course update: yours was not changed since the reset
+    assert workcopy.sync(course).updated == [commands.Path("notebooks/01_a/a.ipynb")]
+    with pytest.raises(SystemExit, match="not one of the course's notebooks"):
+        main(["reset", str(course / "my-course" / "notebooks" / "b.ipynb")])

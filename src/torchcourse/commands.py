@@ -3,15 +3,17 @@
 The Makefile's ``make lab`` and ``make test`` call these, so Linux and macOS keep their two commands; on
 Windows, which has no ``make`` and no POSIX shell, the same commands run from PowerShell
 (``.venv\\Scripts\\torchcourse lab``). Route: :func:`add_commands` declares them; :func:`lab` registers the
-course's kernel if it is missing and starts JupyterLab (IPC sockets where the platform has them, idle
-kernels culled); :func:`test` runs the lint, the strict suite with the API tracer, then the coverage gate;
-:func:`reset` brings back the committed version of one notebook, keeping a copy of the learner's.
+course's kernel if it is missing, makes closing a tab shut its kernel down (:func:`ensure_lab_settings`), brings
+the learner's working copy up to date (:mod:`torchcourse.workcopy`) and starts JupyterLab on it (IPC sockets where
+the platform has them, idle kernels culled); :func:`test` runs the lint, the strict suite with the API tracer, then
+the coverage gate; :func:`reset` brings back the course's version of one notebook, keeping a copy of the learner's.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +22,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KERNEL", "add_commands", "course_root", "lab", "lab_command", "reset", "test", "test_commands"]
+from . import workcopy
+
+__all__ = ["KERNEL", "LAB_SETTINGS", "add_commands", "course_root", "ensure_lab_settings", "lab", "lab_command",
+           "reset", "test", "test_commands"]
 
 #: The course's registered kernel: every notebook declares it (tools/tidy_notebooks.py).
 KERNEL = {"name": "torchcourse", "display_name": "Python (torchcourse)"}
@@ -68,11 +73,37 @@ def lab_command(root: Path, cull_idle: int = CULL_IDLE_S, extra: list[str] | Non
     return [*command, *(extra or []), "index.ipynb"]
 
 
+#: JupyterLab settings the course changes (``share/jupyter/lab/settings/overrides.json`` of its environment): closing
+#: a notebook's tab shuts its kernel down, so a learner who closes lessons gets their memory back at once.
+LAB_SETTINGS = {"@jupyterlab/notebook-extension:tracker": {"kernelShutdown": True}}
+
+
+def ensure_lab_settings(prefix: Path) -> bool:
+    """Add :data:`LAB_SETTINGS` to the environment's JupyterLab overrides, keeping any others; True when written."""
+    path = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    try:
+        current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError:
+        current = {}
+    wanted = {plugin: {**current.get(plugin, {}), **values} for plugin, values in LAB_SETTINGS.items()}
+    if all(current.get(plugin) == values for plugin, values in wanted.items()):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**current, **wanted}, indent=2) + "\n", encoding="utf-8")
+    return True
+
+
 def lab(args: argparse.Namespace) -> int:
     root = course_root()
     if _ensure_kernel():
         print(f"Registered the course's kernel, {KERNEL['display_name']}, in {sys.prefix}.")
-    return subprocess.call(lab_command(root, args.cull_idle, args.extra), cwd=root)
+    ensure_lab_settings(Path(sys.prefix))
+    served = root
+    if not args.in_place:  # the learner's own copy: git pull never meets it (torchcourse.workcopy)
+        for line in workcopy.sync(root).lines():
+            print(line)
+        served = root / workcopy.FOLDER
+    return subprocess.call(lab_command(served, args.cull_idle, args.extra), cwd=served)
 
 
 def test_commands(jobs: str, records: str) -> list[tuple[list[str], dict[str, str]]]:
@@ -100,13 +131,19 @@ def test(args: argparse.Namespace) -> int:
 
 
 def reset(args: argparse.Namespace) -> int:
-    """Restore the committed version of a notebook; the learner's is kept in a dated copy first."""
+    """Restore the course's version of a notebook; the learner's is kept in a dated copy first.
+
+    In the working copy (``my-course/...``) the course's version is the checkout's file; elsewhere it is the
+    committed one.
+    """
     root = course_root()
     path = Path(args.notebook).resolve()
     try:
         relative = path.relative_to(root)
     except ValueError:
         raise SystemExit(f"{args.notebook} is not a notebook of the course in {root}") from None
+    if relative.parts[:1] == (workcopy.FOLDER,):
+        return _reset_copy(root, path, Path(*relative.parts[1:]))
     original = subprocess.run(["git", "show", f"HEAD:{relative.as_posix()}"], cwd=root, capture_output=True)
     if original.returncode:
         raise SystemExit(f"{relative} has no committed version to go back to (is this a git clone of the course?)")
@@ -123,6 +160,22 @@ def reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reset_copy(root: Path, path: Path, inner: Path) -> int:
+    if inner not in workcopy.shipped(root):
+        raise SystemExit(f"{workcopy.FOLDER}/{inner.as_posix()} is not one of the course's notebooks")
+    if path.is_file() and path.read_bytes() == (root / inner).read_bytes():
+        print(f"{workcopy.FOLDER}/{inner.as_posix()} is already the course's version: nothing to do.")
+        return 0
+    if path.is_file():
+        kept = _backup_folder() / f"{path.stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}{path.suffix}"
+        shutil.copy2(path, kept)
+        print(f"Your version is kept in {kept}")
+    workcopy.restore(root, inner)
+    print(f"{workcopy.FOLDER}/{inner.as_posix()} is the course's version again. If it is open in JupyterLab, "
+          "reload it (File > Reload Notebook from Disk).")
+    return 0
+
+
 def _backup_folder() -> Path:
     folder = Path(os.environ.get("TORCHCOURSE_BACKUPS") or Path.home() / ".torchcourse" / "reset")
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,6 +187,8 @@ def add_commands(subparsers: Any) -> None:
     parser = subparsers.add_parser("lab", help="open the course in JupyterLab (registers its kernel if needed)")
     parser.add_argument("--cull-idle", type=int, default=CULL_IDLE_S, metavar="SECONDS",
                         help=f"shut down kernels that no tab has used for this long (default {CULL_IDLE_S}; 0: never)")
+    parser.add_argument("--in-place", action="store_true",
+                        help=f"serve the checkout itself, not your copy in {workcopy.FOLDER}/ (the course's authors)")
     parser.set_defaults(run=lab, extra=[], takes_extra=True)  # any other option goes to JupyterLab (--port 8890)
     parser = subparsers.add_parser("test", help="the whole suite: lint, every notebook under nbval, the tests")
     parser.add_argument("--jobs", default="auto", help="pytest-xdist workers (default: one per core)")
