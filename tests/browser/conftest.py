@@ -132,7 +132,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     try:
         assert "torchcourse" in specs["kernelspecs"], (
             f"the course's kernel is not registered in this environment (make install does it): {specs}")
-        yield {"url": url, "token": token, "root": course, "log": base / "server.log"}
+        yield {"url": url, "token": token, "root": course, "log": base / "server.log", "settings": dirs["settings"]}
     finally:
         server.terminate()
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -345,3 +346,100 @@ def test_tensorboard_from_its_lesson_answers(page, shots, lab):
         _new_cell_below(page, state, "server.stop()\nassert not server.running")
         state = _state(page)
         assert not [c for c in state["cells"] if c["errors"]], "stopping the lesson's TensorBoard failed"
+
+
+WALK = 12  # lessons followed in a row, as a learner does in a day
+WALK_KERNEL_GB = 1.0  # the most one lesson's kernel may hold after its setup (0.4-0.9 GB measured)
+
+
+# Make the tab of the notebook at `path` the current one once it exists (a link opens it; a reload may not focus it).
+_ACTIVATE = """(path) => {
+  for (const w of window.jupyterapp.shell.widgets('main')) {
+    if (w.context && w.context.path === path) {
+      if (window.jupyterapp.shell.currentWidget !== w) window.jupyterapp.shell.activateById(w.id);
+      return window.jupyterapp.shell.currentWidget === w;
+    }
+  }
+  return false;
+}"""
+
+
+def _kernel_memory(lab: dict) -> dict[str, float]:
+    """The server's kernels and the GB each holds (the kernel process and its children), by kernel id."""
+    import psutil
+
+    with urllib.request.urlopen(f"{lab['url']}/api/kernels?token={lab['token']}", timeout=30) as reply:
+        ids = [k["id"] for k in json.loads(reply.read())]
+    held = dict.fromkeys(ids, 0.0)
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        for kernel in ids:
+            if f"kernel-{kernel}.json" in line:
+                try:
+                    family = [process, *process.children(recursive=True)]
+                    held[kernel] += sum(p.memory_info().rss for p in family) / 1e9
+                except psutil.Error:
+                    pass
+    return held
+
+
+def test_twelve_lessons_in_a_row_keep_kernel_memory_bounded(page, shots, lab):
+    """Follow "next" through twelve lessons as a learner with `make lab` does: run each lesson's setup, go on to
+    the next, close the tab left behind. `make lab` makes closing a tab shut its kernel down (commands.LAB_SETTINGS),
+    so the kernels do not pile up: without it, twelve lessons left thirteen kernels and about 8 GB. Last in the
+    file: the setting is turned on here (the earlier tests share one kernel between tabs)."""
+    from torchcourse.commands import LAB_SETTINGS
+
+    for plugin, values in LAB_SETTINGS.items():
+        extension, name = plugin.rsplit(":", 1)
+        target = lab["settings"] / extension / f"{name}.jupyterlab-settings"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(values), encoding="utf-8")
+    page.reload()
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=120_000)
+    page.evaluate("async () => { await window.jupyterapp.restored; }")  # the tabs of before the reload, back
+    first = LESSONS.index(ROOT / "notebooks" / "01_tensors" / "01_creation_and_dtypes.ipynb")
+    walk = [lesson.relative_to(ROOT) for lesson in LESSONS[first:first + WALK]]
+    # The lessons' sessions from the test that opened every lesson on one shared kernel: gone, as on a fresh start
+    # (a lesson would reopen on that kernel, and closing it would shut the kernel down under the next lesson).
+    with urllib.request.urlopen(f"{lab['url']}/api/sessions?token={lab['token']}", timeout=30) as reply:
+        sessions = [s["id"] for s in json.loads(reply.read()) if s["path"] in {p.as_posix() for p in walk}]
+    for session in sessions:
+        request = urllib.request.Request(f"{lab['url']}/api/sessions/{session}?token={lab['token']}", method="DELETE")
+        try:
+            urllib.request.urlopen(request, timeout=60).close()
+        except urllib.error.HTTPError as error:  # gone with the shared kernel an earlier deletion shut down
+            if error.code != 404:
+                raise
+    page.reload()
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=120_000)
+    page.evaluate("async () => { await window.jupyterapp.restored; }")
+    before = set(_kernel_memory(lab))
+    page.evaluate("async (path) => { await window.jupyterapp.commands.execute("
+                  "'docmanager:open', {path, factory: 'Notebook'}); }", walk[0].as_posix())
+    peak_kernels, peak_gb, previous = 0, 0.0, None
+    for step, path in enumerate(walk):
+        page.wait_for_function(_ACTIVATE, arg=path.as_posix(), timeout=120_000)  # the lesson the link opened
+        state = _wait_open(page, path)
+        if previous is not None:  # the learner closes the lesson left behind (saved by autosave, off here)
+            page.evaluate("(path) => { for (const w of window.jupyterapp.shell.widgets('main')) {"
+                          " if (w.context && w.context.path === path) { w.context.model.dirty = false; w.close(); }"
+                          " } }", previous.as_posix())
+        page.locator(f"#{state['id']} .jp-CodeCell .cm-content").first.click()
+        page.keyboard.press("Shift+Enter")  # the course setup cell
+        page.keyboard.press("Shift+Enter")  # the lesson's setup: torch, the course, the report
+        state = _wait_idle(page)
+        assert not [c for c in state["cells"] if c["errors"]], f"{path}: its setup failed"
+        page.wait_for_timeout(1000)  # a closed tab's kernel shuts down in the background
+        walking = {k: gb for k, gb in _kernel_memory(lab).items() if k not in before}
+        peak_kernels, peak_gb = max(peak_kernels, len(walking)), max(peak_gb, sum(walking.values()))
+        assert len(walking) <= 2, f"after {step + 1} lessons, {len(walking)} kernels: {walking}"
+        previous = path
+        if step + 1 < len(walk):
+            title = nbformat.read(ROOT / walk[step + 1], as_version=4).cells[0].source.splitlines()[0]
+            title = title.lstrip("# ").strip().replace("`", "")  # code marks do not render as text
+            page.locator(f"#{state['id']} .jp-MarkdownOutput a", has_text=title).first.click()
+    _shot(page, shots, "09-twelve-lessons")
+    print(f"\n{WALK} lessons in a row: at most {peak_kernels} of their kernels at once, {peak_gb:.2f} GB at the peak")
+    assert peak_gb < 2 * WALK_KERNEL_GB, f"the walk's kernels held {peak_gb:.2f} GB at once"
+    _close_discarding(page)
