@@ -21,7 +21,7 @@ def test_lab_opens_the_course_home_with_idle_kernels_culled(monkeypatch):
     assert command[:3] == [sys.executable, "-m", "jupyterlab"] and command[-1] == "index.ipynb"
     assert f"--ServerApp.root_dir={commands.course_root()}" in command and cwd == commands.course_root()
     assert "--MappingKernelManager.cull_idle_timeout=600" in command and "--port" in command
-    assert ("--KernelManager.transport=ipc" in command) == (commands.os.name == "posix")
+    assert ("--KernelManager.transport=ipc" in command) == commands.ipc_fits()
 
 
 def test_lab_can_keep_every_kernel(monkeypatch):
@@ -130,3 +130,12 @@ def test_reset_in_the_working_copy_takes_the_courses_version(course, capsys):
     assert workcopy.sync(course).updated == [commands.Path("notebooks/01_a/a.ipynb")]
     with pytest.raises(SystemExit, match="not one of the course's notebooks"):
         main(["reset", str(course / "my-course" / "notebooks" / "b.ipynb")])
+
+
+def test_ipc_only_where_the_socket_path_fits(monkeypatch):
+    monkeypatch.setattr(commands.os, "name", "posix")
+    assert commands.ipc_fits("/home/ada/.local/share/jupyter/runtime")
+    long_mac_name = "/Users/" + "a" * 40 + "/Library/Jupyter/runtime"  # past macOS's 104-byte socket paths
+    assert not commands.ipc_fits(long_mac_name)
+    monkeypatch.setattr(commands.os, "name", "nt")
+    assert not commands.ipc_fits("C:/Users/ada/AppData/Roaming/jupyter/runtime")

@@ -50,11 +50,14 @@ def _kernel_manager(scratch: str) -> Any:
 
     Over TCP ipykernel warns "Kernel is running over TCP without encryption" once per notebook graded;
     IPC sockets (in the scratch folder) are local to the machine and need no encryption. Windows has
-    no IPC transport and keeps TCP.
+    no IPC transport, and a scratch folder too long for a socket's path (``commands.ipc_fits``) neither:
+    both keep TCP.
     """
     from jupyter_client.manager import KernelManager
 
-    if os.name != "posix":
+    from .commands import ipc_fits
+
+    if not ipc_fits(scratch):
         return KernelManager(kernel_name="python3")
     return KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(scratch) / "kernel"))
 

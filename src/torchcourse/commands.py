@@ -24,8 +24,8 @@ from typing import Any
 
 from . import workcopy
 
-__all__ = ["KERNEL", "LAB_SETTINGS", "add_commands", "course_root", "ensure_lab_settings", "lab", "lab_command",
-           "reset", "test", "test_commands"]
+__all__ = ["KERNEL", "LAB_SETTINGS", "add_commands", "course_root", "ensure_lab_settings", "ipc_fits", "lab",
+           "lab_command", "reset", "test", "test_commands"]
 
 #: The course's registered kernel: every notebook declares it (tools/tidy_notebooks.py).
 KERNEL = {"name": "torchcourse", "display_name": "Python (torchcourse)"}
@@ -60,10 +60,31 @@ def _ensure_kernel() -> bool:
     return True
 
 
+#: Characters a kernel's IPC socket adds to the runtime folder's path: ``/kernel-<uuid>-ipc-<port>``.
+_IPC_SUFFIX = len("/kernel-") + 36 + len("-ipc-") + 5
+#: The longest socket path every POSIX system takes (macOS: 104 bytes with the terminating zero; Linux: 108).
+_SOCKET_PATH_MAX = 103
+
+
+def ipc_fits(runtime_dir: str | None = None) -> bool:
+    """Whether kernels can talk over local IPC sockets here: a POSIX system, and a runtime folder short enough.
+
+    On macOS the runtime folder is ``/Users/<name>/Library/Jupyter/runtime``: with a long user name the socket's
+    path passes the 104-byte limit and the kernel cannot start, so such a machine keeps TCP (on 127.0.0.1).
+    """
+    if os.name != "posix":
+        return False
+    if runtime_dir is None:
+        from jupyter_core.paths import jupyter_runtime_dir
+
+        runtime_dir = jupyter_runtime_dir()
+    return len(os.fsencode(runtime_dir)) + _IPC_SUFFIX <= _SOCKET_PATH_MAX
+
+
 def lab_command(root: Path, cull_idle: int = CULL_IDLE_S, extra: list[str] | None = None) -> list[str]:
     """The JupyterLab command line of ``torchcourse lab``: the course home, kernels over IPC where possible."""
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}"]
-    if os.name == "posix":  # local sockets: no "Kernel is running over TCP without encryption" per notebook
+    if ipc_fits():  # local sockets: no "Kernel is running over TCP without encryption" per notebook
         command.append("--KernelManager.transport=ipc")
     if cull_idle > 0:  # a kernel whose tab is closed keeps 0.4-0.9 GB until it is shut down
         command += [f"--MappingKernelManager.cull_idle_timeout={cull_idle}", "--MappingKernelManager.cull_interval=60",

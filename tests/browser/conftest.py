@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from torchcourse.commands import ipc_fits
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("TORCHCOURSE_CHROMIUM", "/usr/bin/chromium"))
 # Without the background-networking flags Chromium floods a closed network with refused connections.
@@ -111,7 +113,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
         f"--LabApp.workspaces_dir={dirs['workspaces']}", f"--LabApp.user_settings_dir={dirs['settings']}",
         "--LabApp.expose_app_in_browser=True", "--ServerApp.terminals_enabled=False",
     ]
-    if os.name == "posix":
+    if ipc_fits(str(dirs["runtime"])):
         command.append("--KernelManager.transport=ipc")  # as `make lab`: no "running over TCP" warning
     if os.geteuid() == 0:
         command.append("--allow-root")
