@@ -168,13 +168,8 @@ def reset(args: argparse.Namespace) -> int:
     original = subprocess.run(["git", "show", f"HEAD:{relative.as_posix()}"], cwd=root, capture_output=True)
     if original.returncode:
         raise SystemExit(f"{relative} has no committed version to go back to (is this a git clone of the course?)")
-    if path.is_file() and path.read_bytes() == original.stdout:
-        print(f"{relative} is already as committed: nothing to do.")
+    if not _keep_yours(path, original.stdout, f"{relative} is already as committed"):
         return 0
-    if path.is_file():
-        kept = _backup_folder() / f"{path.stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}{path.suffix}"
-        shutil.copy2(path, kept)
-        print(f"Your version is kept in {kept}")
     path.write_bytes(original.stdout)
     print(f"{relative} is back as committed. If it is open in JupyterLab, reload it "
           "(File > Reload Notebook from Disk).")
@@ -184,17 +179,25 @@ def reset(args: argparse.Namespace) -> int:
 def _reset_copy(root: Path, path: Path, inner: Path) -> int:
     if inner not in workcopy.shipped(root):
         raise SystemExit(f"{workcopy.FOLDER}/{inner.as_posix()} is not one of the course's notebooks")
-    if path.is_file() and path.read_bytes() == (root / inner).read_bytes():
-        print(f"{workcopy.FOLDER}/{inner.as_posix()} is already the course's version: nothing to do.")
+    if not _keep_yours(path, (root / inner).read_bytes(), f"{workcopy.FOLDER}/{inner.as_posix()} is already the "
+                       "course's version"):
         return 0
-    if path.is_file():
-        kept = _backup_folder() / f"{path.stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}{path.suffix}"
-        shutil.copy2(path, kept)
-        print(f"Your version is kept in {kept}")
     workcopy.restore(root, inner)
     print(f"{workcopy.FOLDER}/{inner.as_posix()} is the course's version again. If it is open in JupyterLab, "
           "reload it (File > Reload Notebook from Disk).")
     return 0
+
+
+def _keep_yours(path: Path, course: bytes, same: str) -> bool:
+    """Before a reset: False (and say so) when ``path`` already holds ``course``; else keep a dated copy of it."""
+    if path.is_file() and path.read_bytes() == course:
+        print(f"{same}: nothing to do.")
+        return False
+    if path.is_file():
+        kept = _backup_folder() / f"{path.stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}{path.suffix}"
+        shutil.copy2(path, kept)
+        print(f"Your version is kept in {kept}")
+    return True
 
 
 def _backup_folder() -> Path:
