@@ -15,9 +15,7 @@ Python where ``google.colab`` is a stub and the course is not installed.
 
 from __future__ import annotations
 
-import sys
-
-__all__ = ["BRANCH", "REPOSITORY", "SETUP_CELL_ID", "colab_url", "in_colab", "setup_source"]
+__all__ = ["BRANCH", "REPOSITORY", "SETUP_CELL_ID", "colab_url", "setup_source"]
 
 #: The course's public repository (GitHub): what Colab opens notebooks from, and what pip installs there.
 REPOSITORY = "https://github.com/torchcourse/torchcourse"
@@ -25,11 +23,6 @@ REPOSITORY = "https://github.com/torchcourse/torchcourse"
 BRANCH = "main"
 #: The id of the generated setup cell in every notebook.
 SETUP_CELL_ID = "course-setup"
-
-
-def in_colab() -> bool:
-    """True in a Google Colab kernel (its ``google.colab`` module is loaded at start)."""
-    return "google.colab" in sys.modules
 
 
 def colab_url(path: str) -> str:
