@@ -3,11 +3,10 @@
 # Its image already holds torch 2.11, torchvision, pytest, pytest-xdist, coverage, matplotlib, tensorboard,
 # tqdm, numpy, pillow, scikit-learn, torchmetrics, jinja2, pygments, attrs, python-dateutil... (the device
 # tool's package list); Jupyter's kernel stack, nbval and ipywidgets are what is missing. Run from the project
-# root on a machine that reaches the package index; `.whl/` is added to .git/info/exclude. docs/gpu-runs.md
+# root on a machine that reaches the package index; `.whl/` is git-ignored. docs/gpu-runs.md
 # says how the wheels are installed there (`pip install --target`), and `make gpu-rehearsal` proves it here.
 set -eu
 cd "$(dirname "$0")/.."
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
 platforms=()
 for tag in manylinux_2_28 manylinux_2_27 manylinux_2_26 manylinux_2_24 manylinux_2_17 manylinux2014 manylinux_2_12 \
            manylinux_2_5 manylinux1; do
