@@ -66,6 +66,18 @@ def test_numpy_of_a_cuda_tensor_is_refused_as_on_a_gpu():
     assert _raises(sim, lambda: x.detach().cpu().numpy()) == simcuda.INCONCLUSIVE
 
 
+def test_a_cpu_tensor_indexed_with_cuda_indices_is_refused_as_on_a_gpu():
+    sim = simcuda.Simulation()
+    index = sim.to_fake_cuda(torch.tensor([0, 2]))
+    table = torch.arange(3)
+    assert _raises(sim, lambda: table[index]) == simcuda.MISMATCH
+    assert _raises(sim, lambda: table.__setitem__(index, 0)) == simcuda.MISMATCH
+    assert _raises(sim, lambda: torch.zeros(3).index_put_((index,), torch.ones(2, device=index.device))) \
+        == simcuda.MISMATCH
+    assert _raises(sim, lambda: sim.to_fake_cuda(table)[index]) is None  # CUDA indexed by CUDA: fine
+    assert _raises(sim, lambda: sim.to_fake_cuda(table)[torch.tensor([1])]) is None  # CPU indices are allowed
+
+
 @pytest.mark.parametrize("what", ["item", "bool", "tolist", "nonzero", "backward"])
 def test_what_the_simulation_cannot_run_is_inconclusive(what):
     sim = simcuda.Simulation()

@@ -17,11 +17,12 @@ tensor created without ``device=`` shows up on the CPU::
             except Exception as error:
                 assert simcuda.classify(error) == simcuda.MISMATCH
 
-What it proves: the placement of every tensor in a forward computation, and a ``.numpy()`` called
-on a CUDA tensor (a probe raises what a GPU would). What it cannot run: anything that reads values
-(``.item()``, ``bool(t)``, ``.tolist()``, data-dependent shapes such as ``nonzero``), ``.numpy()``
-after ``.cpu()`` (no data to hand over), ``backward()``, and operators without a fake kernel. Such an
-error is :data:`INCONCLUSIVE`: it says nothing about the code, which may well be right.
+What it proves: the placement of every tensor in a forward computation, a ``.numpy()`` called
+on a CUDA tensor and a CPU tensor indexed with CUDA indices (a probe raises what a GPU would). What
+it cannot run: anything that reads values (``.item()``, ``bool(t)``, ``.tolist()``, data-dependent
+shapes such as ``nonzero``), ``.numpy()`` after ``.cpu()`` (no data to hand over), ``backward()``, and
+operators without a fake kernel. Such an error is :data:`INCONCLUSIVE`: it says nothing about the
+code, which may well be right.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class SimulatedDeviceError(TypeError):
 
 _MISMATCH_TEXT = re.compile(
     r"same device|found at least two devices|found two different devices|expected device|but got \w+ device|"
-    r"device mismatch|on the same device as the indexed tensor|can't convert cuda",
+    r"device mismatch|on the same device as the indexed tensor|can't convert cuda|Mismatching \S+ device between",
     re.IGNORECASE,
 )
 
@@ -81,11 +82,28 @@ def classify(error: BaseException | None) -> str:
     return INCONCLUSIVE
 
 
+def _index_tensors(index: Any) -> list[torch.Tensor]:
+    if isinstance(index, torch.Tensor):
+        return [index]
+    if isinstance(index, (tuple, list)):
+        return [t for part in index for t in _index_tensors(part)]
+    return []
+
+
 class _GpuRefusals(torch.overrides.TorchFunctionMode):
-    """What a GPU refuses and fake tensors would not: ``.numpy()`` (and ``np.asarray``) of a CUDA tensor."""
+    """What a GPU refuses and fake tensors would not: ``.numpy()`` (and ``np.asarray``) of a CUDA tensor, and a
+    CPU tensor indexed with CUDA indices (``cpu[cuda_index]``, ``cpu[cuda_index] = v``)."""
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        if getattr(func, "__name__", "") in ("numpy", "__array__") and args and isinstance(args[0], torch.Tensor):
+        name = getattr(func, "__name__", "")
+        if name in ("__getitem__", "__setitem__") and len(args) >= 2 and isinstance(args[0], torch.Tensor):
+            tensor = args[0]
+            if tensor.device.type == "cpu" and any(t.device.type == "cuda" and t.dim() > 0
+                                                   for t in _index_tensors(args[1])):
+                raise SimulatedDeviceError(
+                    "indices should be either on cpu or on the same device as the indexed tensor (cpu)"
+                )
+        if name in ("numpy", "__array__") and args and isinstance(args[0], torch.Tensor):
             tensor = args[0]
             if tensor.device.type == "cuda":
                 raise SimulatedDeviceError(
