@@ -7,6 +7,9 @@ import argparse
 import ast
 import json
 import sys
+from collections import namedtuple
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -16,9 +19,20 @@ from torchcourse.checks import python as ch
 
 
 def _cases(exercise):
-    return [exercise.inputs(torch.Generator().manual_seed(exercise.seed(t)), "cpu") for t in range(exercise.trials)]
+    """The random trials' cases, as grading builds them (q6's inputs also take the trial's number)."""
+    return [exercise.make_case(t, "cpu") for t in range(exercise.trials)]
 
 
+def _statement(qid):
+    """The statement of ``qid`` in the exercise notebook (its markdown cell)."""
+    notebook = json.loads((Path(__file__).parents[1] / "exercises" / "00_python.ipynb").read_text(encoding="utf-8"))
+    texts = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown"]
+    return next(t for t in texts if t.startswith(f"## {qid} "))
+
+
+def _all_cases(exercise):
+    """Every hidden case: the random trials, then the declared ones."""
+    return [exercise.make_case(t, "cpu") for t in range(exercise.total_cases)]
 
 
 @pytest.mark.parametrize("exercise", list(ch.chapter.exercises.values()), ids=lambda ex: ex.id)
@@ -44,10 +58,13 @@ def test_q1_wrong_answers() -> None:
     rejected(ch.q1, lambda e, loss, a: loss, "expected a str")
 
 
-def test_q1_other_correct_answers() -> None:
-    accepted(ch.q1, lambda e, loss, a: "epoch {:03d} | loss {:.4f} | acc {:.1%}".format(e, loss.item(), a))  # noqa: UP032
-    accepted(ch.q1, lambda e, loss, a: "epoch %03d | loss %.4f | acc %.1f%%" % (e, loss, round(a * 100, 1)))  # noqa: UP031
-    accepted(ch.q1, lambda e, loss, a: " | ".join([f"epoch {e:0>3}", f"loss {float(loss):.4f}", f"acc {a:.1%}"]))
+def test_q1_the_statements_example_is_a_hidden_case() -> None:
+    """The random trials' epochs are all 10 or more: one zero before the epoch passed them, though 7 gives 07."""
+    cases = _all_cases(ch.q1)
+    assert any(epoch < 10 for epoch, _, _ in cases) and any(epoch >= 10 for epoch, _, _ in cases)
+    assert ch.log_line(*cases[ch.q1.trials]) == "epoch 007 | loss 0.1235 | acc 97.5%"  # the statement's example
+    assert any(acc == 1.0 for _, _, acc in cases)  # "between 0 and 1": 100.0% too
+    rejected(ch.q1, lambda e, loss, a: f"epoch 0{e} | loss {loss:.4f} | acc {a:.1%}", "'epoch' part")
 
 
 # --- q2 · *values, scale=
@@ -57,12 +74,32 @@ def test_q2_cases_have_several_counts() -> None:
     assert len({len(args) for args in _cases(ch.q2)}) >= 2
 
 
+def test_q2_one_tensor_alone_is_a_hidden_case() -> None:
+    """"any number (at least one)": the random trials draw 2 to 4, so a declared case holds one (2-D) tensor."""
+    cases = _all_cases(ch.q2)
+    assert any(len(args) == 1 for args in cases) and any(args[0].dim() == 2 for args in cases)
+
+    def pairwise(*values, scale=1.0):  # starts from the first two: breaks on one tensor alone
+        out = values[0] + values[1]
+        for v in values[2:]:
+            out = out + v
+        return scale * out
+
+    rejected(ch.q2, pairwise, "IndexError")
+
+
 def test_q2_wrong_answers() -> None:
     rejected(ch.q2, lambda *values, scale=1.0: sum(values), "ignore `scale`")
     rejected(ch.q2, lambda *values, scale=1.0: scale * values[0] + sum(values[1:]), "first tensor")
     rejected(ch.q2, lambda values, scale=1.0: scale * sum(values), "raised TypeError")
     rejected(ch.q2, lambda *values, scale: scale * sum(values), "raised TypeError")  # no default
-    rejected(ch.q2, lambda *values: sum(values[:-1]) * values[-1] if len(values) > 1 else values[0], "values differ")
+    # no scale parameter, the last value taken as the scale: right for one tensor alone, where the call with
+    # scale= is what fails (a refused keyword says more than wrong values)
+    message = rejected(ch.q2, lambda *values: sum(values[:-1]) * values[-1] if len(values) > 1 else values[0],
+                       "unexpected keyword argument 'scale'")
+    assert "Your function returned" not in message  # scale= raised: the plain call's result is not shown as its
+    rejected(ch.q2, lambda *values, scale=1.0: scale * (sum(values[:-1]) * values[-1] if values[1:] else values[0]),
+             "values differ")
 
     def positional_scale(*values, scale=1.0):  # a trailing number taken as the scale: not keyword-only
         if isinstance(values[-1], float):
@@ -70,19 +107,6 @@ def test_q2_wrong_answers() -> None:
         return scale * sum(values)
 
     rejected(ch.q2, positional_scale, "keyword-only")
-
-
-def test_q2_other_correct_answers() -> None:
-    accepted(ch.q2, lambda *values, **options: options.get("scale", 1.0) * sum(values))
-    accepted(ch.q2, lambda *values, scale=1.0: sum(v * scale for v in values))
-
-    def looped(*values, scale=1.0):
-        out = torch.zeros_like(values[0])
-        for v in values:
-            out = out + v
-        return out * scale
-
-    accepted(ch.q2, looped)
 
 
 # --- q3 · first, last, *middle
@@ -101,17 +125,6 @@ def test_q3_wrong_answers() -> None:
     rejected(ch.q3, lambda s: (s[0], s[-1], tuple(s[1:-1])), "expected a list")
 
 
-def test_q3_other_correct_answers() -> None:
-    accepted(ch.q3, lambda s: (s[0], s[-1], list(s[1:-1])))
-    accepted(ch.q3, lambda s: (lambda first, *rest: (first, rest[-1], list(rest[:-1])))(*s))
-
-    def by_index(s):
-        items = list(s)
-        return items.pop(0), items.pop(), items
-
-    accepted(ch.q3, by_index)
-
-
 # --- q4 · Prediction named tuple
 
 
@@ -122,20 +135,11 @@ def test_q4_wrong_answers() -> None:
     rejected(ch.q4, lambda x: ch.Prediction(*reversed(torch.max(torch.softmax(x, 0), 0))), "wrong shape")
 
 
-def test_q4_other_correct_answers() -> None:
-    from collections import namedtuple
-    from typing import NamedTuple
-
-    Mine = namedtuple("Prediction", "label score")  # the learner's own, same fields
-
-    class Typed(NamedTuple):
-        label: torch.Tensor
-        score: torch.Tensor
-
-    accepted(ch.q4, lambda x: Mine(x.argmax(1), torch.softmax(x, 1).amax(1)))
-    accepted(ch.q4, lambda x: Typed(*reversed(torch.softmax(x, 1).max(dim=1))))
-    accepted(ch.q4, lambda x: ch.Prediction(score=(x.exp() / x.exp().sum(1, keepdim=True)).max(1).values,
-                                            label=x.max(1).indices))
+def test_q4_statement_does_not_demand_torch_max() -> None:
+    """The statement points at torch.max's fields without requiring them, as the check does: argmax passes."""
+    text = _statement("q4")
+    assert "use its fields" not in text and "torch.max" in text
+    accepted(ch.q4, lambda x: ch.Prediction(torch.argmax(x, dim=1), torch.softmax(x, dim=1).amax(dim=1)))
 
 
 # --- q5 · argparse
@@ -177,42 +181,96 @@ def test_q5_leaves_the_session_as_it_found_it(capsys) -> None:
     assert capsys.readouterr().err == ""  # the parser's usage message did not leak
 
 
-def test_q5_other_correct_answers() -> None:
-    accepted(ch.q5, _parser(verbose=("--verbose", "-v")))
+def test_q5_types_are_demanded_exactly() -> None:
+    """The statement names an int, a float and two booleans: a float epoch count or a counted -v is wrong."""
+    def typed(epochs=int, verbose=None):
+        def parse(argv):
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--lr", type=float, default=0.1)
+            parser.add_argument("--epochs", type=epochs, required=True)
+            parser.add_argument("-v", "--verbose", **(verbose or {"action": "store_true"}))
+            parser.add_argument("--no-shuffle", dest="shuffle", action="store_false")
+            return parser.parse_args(argv)
 
-    def with_defaults(argv):
-        parser = argparse.ArgumentParser()
-        parser.add_argument("--epochs", required=True, type=int)
-        parser.add_argument("--lr", default=0.1, type=float, help="rate (default: %(default)s)")
-        parser.add_argument("--no-shuffle", action="store_false", dest="shuffle")
-        parser.add_argument("--verbose", "-v", action="store_true")
-        return parser.parse_args(argv)
+        return parse
 
-    accepted(ch.q5, with_defaults)
-
-    def set_defaults(argv):
-        parser = argparse.ArgumentParser()
-        parser.add_argument("--lr", type=float)
-        parser.add_argument("--epochs", type=int, required=True)
-        parser.add_argument("-v", "--verbose", action="store_true")
-        parser.add_argument("--no-shuffle", dest="shuffle", action="store_false")
-        parser.set_defaults(lr=0.1)
-        return parser.parse_args(argv)
-
-    accepted(ch.q5, set_defaults)
+    rejected(ch.q5, typed(epochs=float), "['epochs']", "expected an int, got a float")
+    rejected(ch.q5, typed(verbose={"action": "count", "default": 0}), "['verbose']", "expected True or False")
 
 
 # --- q6 · literal_eval
 
 
+def _literal_eval_fails(text):
+    """The kind of error ast.literal_eval raises for ``text``, or None where it returns."""
+    try:
+        ast.literal_eval(text)
+    except Exception as error:  # noqa: BLE001 - which kind is the question
+        return type(error)
+    return None
+
+
 def test_q6_first_trial_is_a_literal_and_payloads_are_among_the_trials() -> None:
     texts = [args[0] for args in _cases(ch.q6)]
     payloads = [t for t in texts if "_SIDE_EFFECTS" in t]
-    assert "_SIDE_EFFECTS" not in texts[0] and payloads
+    assert "_SIDE_EFFECTS" not in texts[0] and _literal_eval_fails(texts[0]) is None and payloads
+    assert "_SIDE_EFFECTS" in texts[1]  # an answer that runs code is told so before anything else
     assert any(t.startswith("(") for t in texts) and any(t.startswith("{") for t in texts)
     ch._SIDE_EFFECTS.clear()
     assert eval(payloads[0]) is not None and ch._SIDE_EFFECTS == ["ran"]  # the payload really has an effect
     ch._SIDE_EFFECTS.clear()
+
+
+def test_q6_malformed_text_is_among_the_cases_and_the_reference_turns_it_into_value_error() -> None:
+    """The statement: anything that is not a literal raises ValueError, text that is not valid Python included;
+    ast.literal_eval itself raises SyntaxError or TypeError there (its documentation lists five kinds)."""
+    texts = [args[0] for args in _all_cases(ch.q6)]
+    kinds = [_literal_eval_fails(t) for t in texts]
+    assert kinds.count(SyntaxError) >= 2 and TypeError in kinds  # unhashable key: {[1, 2]: 'lr'}
+    assert any(k is SyntaxError for k in kinds[: ch.q6.trials])  # among the random trials too, not only declared
+    for text, kind in zip(texts, kinds, strict=True):
+        if kind is None:
+            assert ch.parse_literal(text) == ast.literal_eval(text)
+            continue
+        with pytest.raises(ValueError) as caught:
+            ch.parse_literal(text)
+        assert type(caught.value) is ValueError and isinstance(caught.value.__cause__, kind)
+    ch._SIDE_EFFECTS.clear()
+
+
+def test_q6_hint_and_solution_agree_with_the_statement() -> None:
+    hint = ch.q6.hints[-1]
+    assert all(kind in hint for kind in ("SyntaxError", "TypeError", "MemoryError", "RecursionError", "ValueError"))
+    solution = str(ch.q6.solution())
+    assert "except (SyntaxError, TypeError, ValueError, MemoryError, RecursionError)" in solution
+    assert "raise ValueError" in solution
+    assert "not valid Python" in _statement("q6")
+
+
+def test_q6_bare_literal_eval_is_rejected_for_the_syntax_error_it_lets_escape() -> None:
+    for bare in (ast.literal_eval, lambda text: ast.literal_eval(text)):
+        message = rejected(ch.q6, bare, "raised SyntaxError", "asks for ValueError", "SyntaxError escaped")
+        assert "was never closed" in message  # what the error said, not where the grader caught it
+        assert "except" not in message and "from" not in message and "literal_eval" not in message  # not the code
+
+
+def test_q6_every_kind_that_escapes_is_named() -> None:
+    def syntax_only(text):  # turns a syntax error into ValueError, but not the unhashable key's TypeError
+        try:
+            tree = ast.parse(text, mode="eval")
+        except SyntaxError as error:
+            raise ValueError(text) from error
+        return ast.literal_eval(tree)
+
+    rejected(ch.q6, syntax_only, "raised TypeError", "unhashable", "TypeError escaped", "asks for ValueError")
+
+    def own_error(text):
+        try:
+            return ast.literal_eval(text)
+        except Exception as error:  # noqa: BLE001
+            raise RuntimeError("bad config") from error
+
+    rejected(ch.q6, own_error, "raised RuntimeError (bad config)", "RuntimeError escaped")
 
 
 def test_q6_wrong_answers() -> None:
@@ -222,6 +280,17 @@ def test_q6_wrong_answers() -> None:
     rejected(ch.q6, lambda text: text, "expected a")
     rejected(ch.q6, lambda text: ast.literal_eval(text) if "_SIDE" not in text else None, "must raise ValueError")
     assert ch._SIDE_EFFECTS == []  # grading cleans up after the payloads
+
+
+def test_q6_eval_is_rejected_for_running_code_even_where_it_catches_every_error() -> None:
+    def caught_eval(text):  # refuses malformed text as the statement asks, but runs the payloads
+        try:
+            return eval(text)
+        except Exception as error:  # noqa: BLE001
+            raise ValueError(text) from error
+
+    rejected(ch.q6, caught_eval, "ran the text as code")
+    assert ch._SIDE_EFFECTS == []
 
 
 def test_q6_non_literals_fail_in_more_than_one_way() -> None:
@@ -234,25 +303,145 @@ def test_q6_non_literals_fail_in_more_than_one_way() -> None:
             raise ValueError(text) from error
 
     def no_calls(text):  # a call, an attribute or a name is refused, anything else evaluated
-        tree = ast.parse(text, mode="eval")
+        try:
+            tree = ast.parse(text, mode="eval")
+        except SyntaxError as error:
+            raise ValueError(text) from error
         if any(isinstance(node, (ast.Call, ast.Attribute, ast.Name)) for node in ast.walk(tree)):
             raise ValueError(text)
-        return eval(text, {"__builtins__": {}})
+        try:
+            return eval(compile(tree, "<text>", "eval"), {"__builtins__": {}})
+        except TypeError as error:
+            raise ValueError(text) from error
 
     for wrong in (sandboxed, no_calls):
         rejected(ch.q6, wrong, "must raise ValueError", "not a literal")
     assert ch._SIDE_EFFECTS == []
 
 
-def test_q6_other_correct_answers() -> None:
-    accepted(ch.q6, lambda text: ast.literal_eval(text))
-    accepted(ch.q6, lambda text: ast.literal_eval(ast.parse(text, mode="eval")))
+# --- three different correct answers for every exercise
 
-    def careful(text):
+
+def _q2_looped(*values, scale=1.0):
+    out = torch.zeros_like(values[0])
+    for v in values:
+        out = out + v
+    return out * scale
+
+
+def _q3_by_pop(s):
+    items = list(s)
+    return items.pop(0), items.pop(), items
+
+
+class _Typed(NamedTuple):  # a learner's own named tuple, with the statement's fields
+    label: torch.Tensor
+    score: torch.Tensor
+
+
+_Mine = namedtuple("Prediction", "label score")
+
+
+def _q5_boolean_optional(argv):  # --shuffle/--no-shuffle in one option; verbose as a stored constant
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--verbose", "-v", action="store_const", const=True, default=False)
+    parser.add_argument("--epochs", type=int, required=True, metavar="N")
+    parser.add_argument("--lr", type=float, default=0.1)
+    return parser.parse_args(argv)
+
+
+def _q5_with_help(argv):
+    parser = argparse.ArgumentParser(description="train a model")
+    parser.add_argument("--epochs", required=True, type=int)
+    parser.add_argument("--lr", default="0.1", type=float, help="rate (default: %(default)s)")  # a str default
+    parser.add_argument("--no-shuffle", action="store_false", dest="shuffle")
+    parser.add_argument("--verbose", "-v", action="store_true")
+    return parser.parse_args(argv)
+
+
+def _q5_set_defaults(argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--no-shuffle", dest="shuffle", action="store_false")
+    parser.set_defaults(lr=0.1)
+    return parser.parse_args(argv)
+
+
+def _q6_any_error(text):  # whatever ast.literal_eval raises, the text is not a literal
+    try:
+        return ast.literal_eval(text)
+    except Exception as error:  # noqa: BLE001
+        raise ValueError(f"{text!r} is not a literal") from error
+
+
+def _q6_parse_then_convert(text):  # two steps, each error turned into ValueError where it arises
+    try:
         tree = ast.parse(text, mode="eval")
-        if any(isinstance(node, (ast.Call, ast.Attribute, ast.Name)) and not (
-            isinstance(node, ast.Name) and node.id in ("True", "False", "None")) for node in ast.walk(tree)):
-            raise ValueError("not a literal")
+    except SyntaxError as error:
+        raise ValueError(f"not valid Python: {error.msg}") from None
+    try:
         return ast.literal_eval(tree)
+    except TypeError as error:  # an unhashable key, as in {[1]: 2}
+        raise ValueError(str(error)) from None
 
-    accepted(ch.q6, careful)
+
+def _q6_by_hand(text):  # the parsed tree converted node by node: only literal nodes have a value
+    try:
+        body = ast.parse(text, mode="eval").body
+    except SyntaxError as error:
+        raise ValueError(error.msg) from error
+
+    def value(node):
+        if isinstance(node, ast.Constant):
+            return node.value
+        if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
+                and type(node.operand.value) in (int, float)):
+            return -node.operand.value
+        if isinstance(node, (ast.Tuple, ast.List)):
+            items = [value(item) for item in node.elts]
+            return tuple(items) if isinstance(node, ast.Tuple) else items
+        if isinstance(node, ast.Dict) and None not in node.keys:
+            out = {}
+            for key_node, value_node in zip(node.keys, node.values, strict=True):
+                key = value(key_node)
+                try:
+                    hash(key)
+                except TypeError:
+                    raise ValueError(f"a dict key must be hashable, got {key!r}") from None
+                out[key] = value(value_node)
+            return out
+        raise ValueError(f"not a literal: {ast.unparse(node)}")
+
+    return value(body)
+
+
+CORRECT = {
+    "q1": [lambda e, loss, a: "epoch {:03d} | loss {:.4f} | acc {:.1%}".format(e, loss.item(), a),  # noqa: UP032
+           lambda e, loss, a: "epoch %03d | loss %.4f | acc %.1f%%" % (e, loss, round(a * 100, 1)),  # noqa: UP031
+           lambda e, loss, a: " | ".join([f"epoch {e:0>3}", f"loss {float(loss):.4f}", f"acc {a:.1%}"])],
+    "q2": [lambda *values, **options: options.get("scale", 1.0) * sum(values),
+           lambda *values, scale=1.0: sum(v * scale for v in values),
+           _q2_looped],
+    "q3": [lambda s: (s[0], s[-1], list(s[1:-1])),
+           lambda s: (lambda first, *rest: (first, rest[-1], list(rest[:-1])))(*s),
+           _q3_by_pop],
+    "q4": [lambda x: _Mine(x.argmax(1), torch.softmax(x, 1).amax(1)),
+           lambda x: _Typed(*reversed(torch.softmax(x, 1).max(dim=1))),
+           lambda x: ch.Prediction(score=(x.exp() / x.exp().sum(1, keepdim=True)).max(1).values,
+                                   label=x.max(1).indices)],
+    "q5": [_q5_boolean_optional, _q5_with_help, _q5_set_defaults],
+    "q6": [_q6_any_error, _q6_parse_then_convert, _q6_by_hand],
+}
+
+
+def test_every_exercise_has_three_correct_answers() -> None:
+    assert set(CORRECT) == set(ch.chapter.exercises) and all(len(a) == 3 for a in CORRECT.values())
+
+
+@pytest.mark.parametrize(("qid", "index"), [(q, i) for q in CORRECT for i in range(3)])
+def test_three_correct_answers_are_accepted(qid, index) -> None:
+    accepted(ch.chapter.exercises[qid], CORRECT[qid][index])
+    assert ch._SIDE_EFFECTS == []

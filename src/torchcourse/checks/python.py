@@ -108,8 +108,11 @@ class _Exercise(Exercise):
             harm = self.after_call() if self.after_call else None
             if harm:
                 raise Mismatch(harm) from None
-            if expected_error is not None and isinstance(getattr(mismatch, "error", None), self.raises):
+            error = getattr(mismatch, "error", None)
+            if expected_error is not None and isinstance(error, self.raises):
                 return  # refused with the right kind of error: correct
+            if expected_error is not None and isinstance(error, Exception):
+                raise Mismatch(_wrong_error(error, self.raises)) from None
             raise
         harm = self.after_call() if self.after_call else None
         if harm:
@@ -190,6 +193,18 @@ class _Exercise(Exercise):
         return not (self.exact_types and _types(mine) != _types(theirs))
 
 
+def _wrong_error(error: Exception, expected: type[Exception]) -> str:
+    """Feedback for an answer that refused a non-literal with another kind of error than the statement's."""
+    name = type(error).__name__
+    said = error.msg if isinstance(error, SyntaxError) and error.msg else str(error).strip()
+    said = f" ({said.splitlines()[0]})" if said else ""
+    return (
+        f"Your function raised {name}{said} for text that is not a literal, but the statement asks for "
+        f"{expected.__name__} whenever the text is not a literal, text that is not valid Python included: the "
+        f"{name} escaped, and a caller that catches {expected.__name__} would not catch it."
+    )
+
+
 def _exercise(id: str, title: str, kind: type[_Exercise] = _Exercise, **options: Any) -> _Exercise:  # noqa: A002
     reference, inputs, points, hints = (options.pop(k) for k in ("reference", "inputs", "points", "hints"))
     return chapter.register(kind(chapter, id, title, points, reference, inputs, hints, **options))
@@ -220,6 +235,10 @@ q1 = _exercise(
     reference=log_line,
     inputs=_log_case,
     parts=" | ",
+    cases=[  # the random trials draw epochs of 10 or more: the statement's example (7 as 007), 0, an accuracy of 1
+        (7, torch.tensor(0.12345, dtype=torch.float32), 0.975),
+        (0, torch.tensor(2.5, dtype=torch.float32), 1.0),
+    ],
     hints=[
         "An f-string takes a format spec after a colon: f'{value:spec}'.",
         "`03d` pads an int to 3 digits with zeros, `.4f` gives 4 decimals, `.1%` multiplies by 100 and adds '%'.",
@@ -266,6 +285,8 @@ class _KeywordExercise(_Exercise):
             (case, {"scale": scale}, f"Called as total(..., scale={scale}): "),
             ((*case, 2.0), {}, "Called as total(a, ..., 2.0), where 2.0 is one more value (scale is keyword-only): "),
         ):
+            if hasattr(answer, "last_result"):  # the feedback shows what this call returned, never an earlier one
+                answer.last_result = None
             try:
                 self._check_call(answer, args, kwargs)
             except NotAttempted:
@@ -288,6 +309,9 @@ q2 = _exercise(
     reference=total,
     inputs=_total_case,
     trials=6,
+    cases=[  # the six random trials draw 2 to 4 vectors: one tensor alone ("at least one"), and a 2-D one
+        lambda device: (torch.tensor([[1.5, -2.0, 0.25], [3.0, 0.5, -1.0]], dtype=torch.float32, device=device),),
+    ],
     atol=1e-6,
     rtol=1e-5,
     hints=[
@@ -521,17 +545,31 @@ def _literal(generator: torch.Generator, depth: int = 0) -> Any:
     return {f"k{i}": _literal(generator, depth + 1) for i in range(_randint(generator, 0, 4))}
 
 
-def _text_case(generator: torch.Generator, device: str) -> Case:
-    trial_kind = _randint(generator, 0, 3)
-    if trial_kind == 0:
+def _text_case(generator: torch.Generator, device: str, trial: int = 0) -> Case:
+    """Trial 0 is a literal (an answer that refuses everything is told so first), trial 1 a payload (an answer
+    that runs code is told that before anything else), trial 2 a literal cut short (not valid Python: SyntaxError
+    in ``ast.literal_eval``); the others any of the four kinds. Without ``trial`` (a caller that knows only
+    ``inputs(generator, device)``) it builds trial 0's kind."""
+    if trial == 0:  # kinds: 0 a payload, 1 a tuple, 2 a dict, 3 a tuple or dict cut short
+        kind = _randint(generator, 1, 3)
+    elif trial in (1, 2):
+        kind = 0 if trial == 1 else 3
+    else:
+        kind = _randint(generator, 0, 4)
+    if kind == 0:
         return (_PAYLOADS[_randint(generator, 0, len(_PAYLOADS))],)
     value = [_literal(generator, 1) for _ in range(_randint(generator, 1, 4))]
-    value = tuple(value) if trial_kind == 1 else {"values": value, "lr": _literal(generator, 2)}
-    return (repr(value),)
+    text = repr(tuple(value) if kind == 1 else {"values": value, "lr": _literal(generator, 2)})
+    if kind == 3:  # cut before its closing bracket: the bracket is never closed, whatever else is left
+        text = text[: _randint(generator, 1, len(text))]
+    return (text,)
 
 
 def parse_literal(text: str) -> Any:
-    return ast.literal_eval(text)
+    try:
+        return ast.literal_eval(text)
+    except (SyntaxError, TypeError, ValueError, MemoryError, RecursionError) as error:  # its malformed input
+        raise ValueError(f"not a Python literal: {text!r}") from error
 
 
 def _ran_code() -> str | None:
@@ -548,7 +586,8 @@ def _ran_code() -> str | None:
 
 class _LiteralExercise(_Exercise):
     """Starts every grading with no recorded side effect (the tests check that trial 0 is a literal,
-    so an answer that raises everywhere is told so, and that payloads are among the trials)."""
+    so an answer that raises everywhere is told so, and that payloads, text that is not valid Python and an
+    unhashable key are among the cases)."""
 
     def _judge(self, answer: Any) -> Any:
         _SIDE_EFFECTS.clear()
@@ -566,15 +605,22 @@ q6 = _exercise(
     exact_types=True,
     raises=ValueError,
     after_call=_ran_code,
-    cases=[  # expressions, not literals, that call nothing and need no builtin: eval gives them a value
+    cases=[
+        # expressions, not literals, that call nothing and need no builtin: eval gives them a value
         ("[0.5] * 3",),
         ("(1, 2) + (3,)",),
         ("{'lr': 0.1, 'wd': 0.0}['lr']",),
         ("-(-4)",),
+        # not valid Python as an expression (a config file's assignment): SyntaxError in ast.literal_eval
+        ("lr = 0.1",),
+        # valid syntax, but a list cannot be a dict key: TypeError (unhashable) in ast.literal_eval
+        ("{[1, 2]: 'lr'}",),
     ],
     hints=[
         "The text is a Python literal: a number, string, tuple, list, dict, bool or None, possibly nested.",
         "eval() would run any expression in the text, including a function call.",
-        "import ast; ast.literal_eval(text) accepts literals only and raises ValueError for anything else.",
+        "import ast; ast.literal_eval(text) accepts literals only. For malformed input it raises ValueError, "
+        "TypeError, SyntaxError, MemoryError or RecursionError (its documentation lists them): catch them and "
+        "raise ValueError from the error.",
     ],
 )
