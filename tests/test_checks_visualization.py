@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import time
+from collections import OrderedDict
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -11,10 +17,11 @@ from grading import accepted, rejected
 from torch.utils.tensorboard import SummaryWriter
 
 from torchcourse.checks import visualization as viz
+from torchcourse.checks.core import Status
 
 
 def cases(exercise):
-    return [exercise.inputs(torch.Generator().manual_seed(exercise.seed(t)), "cpu") for t in range(exercise.trials)]
+    return [exercise.make_case(t, "cpu") for t in range(exercise.trials)]
 
 
 def test_the_chapter_has_seven_exercises_in_order():
@@ -462,10 +469,453 @@ def test_q7_empty_meter_single_value_and_tensor_results():
     rejected(viz.q7, lambda: object(), "no add() method")
 
 
+def test_q7_a_method_that_never_returns_is_stopped_and_named(monkeypatch):
+    def hangs(self, value, n=1):
+        while True:
+            pass
+
+    monkeypatch.setattr(viz.q7, "time_limit", 0.3)
+    message = rejected(viz.q7, _meter(add=hangs), "add() method", "did not return")
+    assert "ZeroDivisionError" not in message
+
+
 def test_q7_cases_add_tensors_counts_and_resets():
     ops = [op for (sequence,) in cases(viz.q7) for op in sequence]
     assert any(isinstance(value, torch.Tensor) for _, value, _ in ops)
     assert any(n > 1 for name, _, n in ops if name == "add") and any(name == "reset" for name, _, _ in ops)
+
+
+# --- three different correct answers per exercise --------------------------------------------------------------------
+
+
+def _q1_accumulator_item(logdir, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(logdir, size_guidance={"scalars": 0}).Reload().Scalars(tag)
+    return events[torch.tensor([e.value for e in events]).argmin().item()].step
+
+
+def _q1_file_loader_numpy(logdir, tag):
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util import tensor_util
+
+    steps, values = [], []
+    for name in sorted(os.listdir(logdir)):
+        if "tfevents" not in name:
+            continue
+        for event in EventFileLoader(os.path.join(logdir, name)).Load():
+            for value in event.summary.value:
+                if value.tag == tag:
+                    steps.append(event.step)
+                    values.append(tensor_util.make_ndarray(value.tensor))
+    return np.asarray(steps)[np.argmin(np.asarray(values, dtype=np.float64))]
+
+
+def _q1_raw_records(logdir, tag):
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto import event_pb2
+
+    found = []
+    for path in Path(logdir).glob("events.out.tfevents.*"):
+        for record in RawEventFileLoader(str(path)).Load():
+            event = event_pb2.Event.FromString(record)
+            found += [(v.simple_value, event.step) for v in event.summary.value if v.tag == tag]
+    return min(found)[1]
+
+
+def _q2_subrun_writers(logdir, history):
+    writers = {name: SummaryWriter(os.path.join(logdir, name)) for name in ("loss_train", "loss_val")}
+    writers["lr"] = SummaryWriter(logdir)
+    try:
+        for row in history:
+            step = int(row["epoch"])
+            writers["loss_train"].add_scalar("loss", torch.tensor(row["train_loss"]).item(), global_step=step)
+            writers["loss_val"].add_scalar("loss", torch.tensor(row["val_loss"]).item(), global_step=step)
+            writers["lr"].add_scalar("lr", row["lr"], global_step=step)
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def _q2_numpy_walltime(logdir, history):
+    epochs = np.array([row["epoch"] for row in history])
+    columns = {key: np.array([row[key] for row in history]) for key in ("train_loss", "val_loss", "lr")}
+    start = time.time()
+    writer = SummaryWriter(log_dir=logdir, flush_secs=5)
+    try:
+        for i, epoch in enumerate(epochs.tolist()):
+            pair = {"train": columns["train_loss"][i], "val": columns["val_loss"][i]}
+            writer.add_scalars("loss", pair, global_step=epoch, walltime=start + i)
+            writer.add_scalar("lr", columns["lr"][i], global_step=epoch, walltime=start + i)
+    finally:
+        writer.close()
+
+
+def _q2_one_pass_per_curve(logdir, history):
+    with SummaryWriter(logdir, comment="ignored when log_dir is given") as writer:
+        for key, curve in (("train_loss", "train"), ("val_loss", "val")):
+            for row in sorted(history, key=lambda r: r["epoch"]):
+                writer.add_scalars("loss", {curve: float(row[key])}, row["epoch"])
+        for row in history:
+            writer.add_scalar(tag="lr", scalar_value=row["lr"], global_step=row["epoch"], new_style=True)
+
+
+def _q3_item(images, rows):
+    per_row = torch.tensor(len(images)).add(rows - 1).div(rows, rounding_mode="floor").item()
+    return torchvision.utils.make_grid(images, per_row, 1, False, None, False, 1.0)
+
+
+def _q3_numpy(images, rows):
+    return torchvision.utils.make_grid(list(images), nrow=int(np.ceil(images.shape[0] / rows)), padding=1,
+                                       pad_value=1.0)
+
+
+def _q3_by_hand(images, rows):
+    n, channels, h, w = images.shape
+    per_row = -(-n // rows)
+    used = -(-n // per_row)
+    if channels == 1:  # make_grid shows a grey batch as RGB
+        images = images.expand(n, 3, h, w)
+    grid = images.new_ones(images.shape[1], used * (h + 1) + 1, per_row * (w + 1) + 1)
+    for k, image in enumerate(images):
+        r, c = divmod(k, per_row)
+        grid[:, 1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = image
+    return grid
+
+
+def _q4_with_kwargs(model, layer, x):
+    seen = {}
+
+    def hook(module, args, kwargs, output):
+        seen["output"] = output.detach().clone()
+
+    handle = dict(model.named_modules())[layer].register_forward_hook(hook, with_kwargs=True)
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    return seen["output"]
+
+
+def _q4_global_hook(model, layer, x):
+    from torch.nn.modules.module import register_module_forward_hook
+
+    target, out = model.get_submodule(layer), []
+    handle = register_module_forward_hook(lambda m, i, o: out.append(o) if m is target else None)
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        handle.remove()
+    return out[0].clone()
+
+
+class _Recorder:
+    def __init__(self):
+        self.outputs = []
+
+    def __call__(self, module, inputs, output):
+        self.outputs.append(output)
+
+
+def _q4_callable_object(model, layer, x):
+    recorder = _Recorder()
+    module = next(m for name, m in model.named_modules() if name == layer)
+    handle = module.register_forward_hook(recorder, always_call=True)
+    with torch.no_grad():
+        model.forward(x)
+    handle.remove()
+    return recorder.outputs[-1]
+
+
+def _q5_item(predicted, target, num_classes):
+    matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=target.device)
+    for i in range(len(target)):
+        matrix[target[i].item(), predicted[i].item()] += 1
+    return matrix
+
+
+def _q5_numpy(predicted, target, num_classes):
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (target.cpu().numpy(), predicted.cpu().numpy()), 1)
+    return torch.from_numpy(matrix).to(target.device)
+
+
+def _q5_sparse(predicted, target, num_classes):
+    indices = torch.stack([target, predicted])
+    counts = torch.sparse_coo_tensor(indices, torch.ones_like(target), (num_classes, num_classes))
+    return counts.coalesce().to_dense()
+
+
+def _q6_item(losses, progress):
+    seen = []
+    with progress(losses) as bar:
+        for loss in bar:
+            seen.append(loss)
+            bar.set_postfix(loss=torch.tensor(seen, dtype=torch.float64).mean().item())
+    return torch.tensor(losses, dtype=torch.float64).mean().item()
+
+
+def _q6_numpy(losses, progress):
+    bar = progress(losses, unit="batch")
+    running = np.cumsum(losses) / np.arange(1, len(losses) + 1)
+    for i, _ in enumerate(bar):
+        bar.set_postfix(OrderedDict(loss=f"{running[i]:.4f}"), refresh=False)
+    bar.close()
+    return np.mean(losses)
+
+
+def _q6_welford_str(losses, progress):
+    bar, mean = progress(losses, leave=False), 0.0
+    for count, loss in enumerate(bar, start=1):
+        mean += (loss - mean) / count
+        bar.set_postfix_str(f"loss={mean:.6f}")
+    return mean
+
+
+class _TensorMeter:
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.totals = torch.zeros(3, dtype=torch.float64)  # count, sum, sum of squares
+
+    def add(self, value, n=1):
+        v = torch.as_tensor(value, dtype=torch.float64).reshape(())
+        self.totals += torch.stack([torch.ones((), dtype=torch.float64), v, v * v]) * n
+
+    def value(self):
+        n, total, squares = self.totals
+        if n.item() == 0:
+            return math.nan, math.nan
+        mean = total / n
+        if n.item() == 1:
+            return mean.item(), math.nan
+        return mean.item(), ((squares - n * mean * mean).clamp_min(0) / (n - 1)).sqrt().item()
+
+
+class _NumpyMeter:
+    def __init__(self):
+        self.values = np.empty(0)
+
+    def reset(self):
+        self.values = np.empty(0)
+
+    def add(self, value, n=1):
+        self.values = np.append(self.values, np.repeat(float(value), n))
+
+    def value(self):
+        mean = self.values.mean() if self.values.size else np.float64(np.nan)
+        std = self.values.std(ddof=1) if self.values.size > 1 else np.float64(np.nan)
+        return mean, std
+
+
+class _ChanMeter:
+    """Chan et al.'s pairwise update: merge a batch of n equal values into (count, mean, M2)."""
+
+    def __init__(self):
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def reset(self):
+        self.__init__()
+
+    def add(self, value, n=1):
+        value, total = float(value), self.count + n
+        delta = value - self.mean
+        self.mean += delta * n / total
+        self.m2 += delta * delta * self.count * n / total
+        self.count = total
+
+    def value(self):
+        if not self.count:
+            return (float("nan"),) * 2
+        return self.mean, (self.m2 / (self.count - 1)) ** 0.5 if self.count > 1 else float("nan")
+
+
+CORRECT = {
+    "q1": [_q1_accumulator_item, _q1_file_loader_numpy, _q1_raw_records],
+    "q2": [_q2_subrun_writers, _q2_numpy_walltime, _q2_one_pass_per_curve],
+    "q3": [_q3_item, _q3_numpy, _q3_by_hand],
+    "q4": [_q4_with_kwargs, _q4_global_hook, _q4_callable_object],
+    "q5": [_q5_item, _q5_numpy, _q5_sparse],
+    "q6": [_q6_item, _q6_numpy, _q6_welford_str],
+    "q7": [lambda: _TensorMeter(), lambda: _NumpyMeter(), lambda: _ChanMeter()],
+}
+
+
+@pytest.mark.parametrize(("qid", "index"), [(q, i) for q in CORRECT for i in range(3)])
+def test_three_correct_answers_are_accepted(qid, index):
+    outcome = viz.chapter.exercises[qid].grade(CORRECT[qid][index])
+    assert outcome.status is Status.CORRECT, outcome.message
+
+
+# --- inputs left as they were: folders, lists, models, tensors -----------------------------------------------------
+
+
+def _q1_reference_then(change):
+    """The reference answer to q1, which then does ``change(logdir)`` to the run folder it was handed."""
+
+    def answer(logdir, tag):
+        step = viz.best_step(logdir, tag)
+        change(Path(logdir))
+        return step
+
+    return answer
+
+
+def _event_files(folder):
+    return sorted(folder.glob("events.out.tfevents.*"))
+
+
+def test_q1_a_run_folder_it_only_reads_is_left_as_it_was():
+    def delete_stray(folder):
+        for path in folder.iterdir():
+            if path.is_file() and "tfevents" not in path.name:
+                path.unlink()
+
+    def rename(folder):
+        first = _event_files(folder)[0]
+        first.rename(first.with_name(first.name + ".read"))
+
+    def rewrite(folder):
+        first = _event_files(folder)[0]
+        first.write_bytes(first.read_bytes()[:-8])
+
+    def rewrite_same(folder):
+        first = _event_files(folder)[-1]
+        data = first.read_bytes()
+        time.sleep(0.02)  # a new modification time, even on a coarse clock
+        first.write_bytes(data)
+
+    def open_writer(folder):
+        SummaryWriter(str(folder)).close()  # a writer on a run to read adds an event file to it
+
+    rejected(viz.q1, _q1_reference_then(delete_stray), "changed the run folder `logdir`", "deleted `")
+    rejected(viz.q1, _q1_reference_then(rename), "renamed or moved `events.out.tfevents.", ".read`")
+    rejected(viz.q1, _q1_reference_then(rewrite), "rewrote `events.out.tfevents.", "contents changed")
+    rejected(viz.q1, _q1_reference_then(rewrite_same), "rewrote `events.out.tfevents.", "modification time")
+    rejected(viz.q1, _q1_reference_then(open_writer), "added `events.out.tfevents.")
+
+
+def test_q1_what_else_a_run_folder_holds_is_not_read_as_events():
+    """TensorBoard's loaders read a stray file as an empty record stream (so reading every file is no mistake),
+    but a folder in the run cannot be opened, and the first name in the folder need not be an event file."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    def scalars_in(path, tag):
+        return [(v.tensor.float_val[0], event.step) for event in EventFileLoader(path).Load()
+                for v in event.summary.value if v.tag == tag]
+
+    def every_entry(logdir, tag):
+        return min(pair for name in os.listdir(logdir) for pair in scalars_in(os.path.join(logdir, name), tag))[1]
+
+    def first_entry(logdir, tag):
+        return min(scalars_in(os.path.join(logdir, sorted(os.listdir(logdir))[0]), tag))[1]
+
+    rejected(viz.q1, every_entry, "IsADirectoryError")
+    rejected(viz.q1, first_entry, "raised")
+
+
+def test_q1_cases_span_event_files_and_stray_files():
+    seen = [viz.q1.make_case(t, "cpu") for t in range(viz.q1.total_cases)]
+    files = [len(_event_files(Path(logdir))) for logdir, _ in seen]
+    strays = [sorted(p.name for p in Path(logdir).iterdir() if "tfevents" not in p.name) for logdir, _ in seen]
+    assert files.count(1) >= 1 and sum(n > 1 for n in files) >= 2  # one file, and runs resumed once or twice
+    assert [] in strays and len({name for names in strays for name in names}) >= 3  # none, and several names
+    assert len({tag for _, tag in seen}) > 1
+
+
+def test_q2_the_history_and_the_files_already_in_logdir_are_left_as_they_were():
+    def pops_epoch(logdir, history):
+        with SummaryWriter(logdir) as writer:
+            for row in history:
+                epoch = row.pop("epoch")
+                writer.add_scalars("loss", {"train": row["train_loss"], "val": row["val_loss"]}, epoch)
+                writer.add_scalar("lr", row["lr"], epoch)
+
+    def starts_clean(logdir, history):
+        shutil.rmtree(logdir, ignore_errors=True)  # the caller's files go with any old run
+        viz.log_history(logdir, history)
+
+    rejected(viz.q2, pops_epoch, "changed its input: `history[0]` lost its key 'epoch'")
+    rejected(viz.q2, starts_clean, "changed what `logdir` held before it ran: it deleted `")
+
+
+def test_q2_points_in_any_order_and_double_precision_are_the_same_chart():
+    def backwards_double(logdir, history):
+        with SummaryWriter(logdir) as writer:
+            for row in reversed(history):
+                writer.add_scalars("loss", {"train": row["train_loss"], "val": row["val_loss"]}, row["epoch"])
+                writer.add_scalar("lr", row["lr"], row["epoch"], new_style=True, double_precision=True)
+
+    accepted(viz.q2, backwards_double)
+
+
+def test_q2_cases_span_an_empty_a_missing_and_a_used_log_folder():
+    folders = [Path(logdir) for logdir, _ in cases(viz.q2)]
+    assert not folders[1].exists()
+    assert [list(f.iterdir()) == [] for f in folders if f.exists()].count(False) >= 1
+    assert [list(f.iterdir()) == [] for f in folders if f.exists()].count(True) >= 1
+
+
+def test_q4_a_global_hook_or_a_pre_hook_left_behind_is_named_and_removed():
+    from torch.nn.modules import module
+
+    def global_hook(model, layer, x):
+        target, out = model.get_submodule(layer), []
+        module.register_module_forward_hook(lambda m, i, o: out.append(o) if m is target else None,
+                                            always_call=True)
+        with torch.no_grad():
+            model(x)
+        return out[0]
+
+    def pre_hook_left(model, layer, x):
+        model.register_forward_pre_hook(lambda m, i: None)
+        return viz.capture(model, layer, x)
+
+    hooks = {name: dict(registry) for name, registry in vars(module).items()
+             if name.startswith("_global_") and isinstance(registry, dict)}
+    rejected(viz.q4, global_hook, "registered for every module", "every later forward pass")
+    assert hooks == {name: dict(getattr(module, name)) for name in hooks}  # the check took the hook out again
+    rejected(viz.q4, pre_hook_left, "still registered on the model")
+
+
+def test_q5_a_matrix_built_on_the_cpu_is_caught_on_the_second_device():
+    from torchcourse import simcuda
+
+    def on_cpu(predicted, target, num_classes):
+        matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        return matrix.index_put_((target.cpu(), predicted.cpu()), torch.ones_like(target).cpu(), accumulate=True)
+
+    if torch.cuda.is_available() or not simcuda.available():
+        pytest.skip("the simulated GPU runs only on a machine without one")
+    rejected(viz.q5, on_cpu, "came back on cpu")
+
+
+def test_q6_the_list_of_losses_is_left_as_it_was():
+    def consumes(losses, progress):
+        bar, total, count = progress(losses), 0.0, 0
+        for loss in bar:
+            total, count = total + loss, count + 1
+            bar.set_postfix(loss=total / count)
+        losses.clear()
+        return total / count
+
+    rejected(viz.q6, consumes, "changed its input: `losses`, a list, held")
+
+
+def test_q7_add_leaves_the_tensor_it_is_given_as_it_was():
+    def scales_in_place(self, value, n=1):
+        if isinstance(value, torch.Tensor):
+            value = value.mul_(1)  # the same values, but written in place
+        viz.AverageValueMeter.add(self, value, n)
+
+    rejected(viz.q7, _meter(add=scales_in_place), "changed the tensor add() was given, in place")
+
+
+def test_q7_cases_add_scalar_and_one_element_tensors():
+    ops = [op for (sequence,) in cases(viz.q7) for op in sequence]
+    assert {value.dim() for _, value, _ in ops if isinstance(value, torch.Tensor)} == {0, 1}
 
 
 @pytest.mark.parametrize("ex", list(viz.chapter.exercises.values()), ids=lambda ex: ex.id)

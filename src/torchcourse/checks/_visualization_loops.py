@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ._visualization_files import value_change
 from .core import Case, Mismatch, call_answer, describe
 from .core import randint as _randint
 
@@ -88,7 +89,11 @@ def _as_number(value: Any) -> float | None:
 def _judge_bar(answer: Callable[..., Any], case: Case) -> None:
     losses = list(case[0])
     progress, bars = _recording_bar()
-    result = call_answer(answer, list(losses), progress)
+    given = list(losses)
+    result = call_answer(answer, given, progress)
+    changed = value_change("losses", losses, given)
+    if changed:
+        raise Mismatch(f"Your function changed its input: {changed}. The caller's list must be left as it was.")
     if not bars:
         raise Mismatch("No progress bar was created: progress() was never called.")
     bar = bars[0]
@@ -167,21 +172,35 @@ def _operations(generator: torch.Generator, device: str) -> tuple[list[tuple[str
         else:
             value: Any = round(_uniform(generator, -1.0, 3.0), 3)
             if kind == 1:
-                value = torch.tensor(value)  # a loss straight from a loss function
+                value = torch.tensor(value)  # a loss straight from a loss function (detached)
+            elif kind == 2:
+                value = torch.tensor([value])  # one element, not a scalar: a batch of one
             ops.append(("add", value, _randint(generator, 1, 5) if kind < 6 else 1))
         ops.append(("value", None, 0))
     return (ops,)
 
 
-def _describe_ops(ops: list[tuple[str, Any, int]], upto: int) -> str:
+def _given(value: Any) -> Any:
+    """What add() is handed: a copy of a tensor value (compared with the case's after the call)."""
+    return value.clone() if isinstance(value, torch.Tensor) else value
+
+
+def _describe_ops(ops: list[tuple[str, Any, int]], upto: int, end: bool = True) -> str:
     parts = []
     for name, value, n in ops[: upto + 1]:
         if name == "add":
-            shown = f"tensor({float(value):g})" if isinstance(value, torch.Tensor) else f"{value:g}"
+            shown = _show_value(value)
             parts.append(f"add({shown})" if n == 1 else f"add({shown}, n={n})")
         elif name == "reset":
             parts.append("reset()")
-    return "meter = make_meter(); " + "; ".join(parts + ["value()"])
+    return "meter = make_meter(); " + "; ".join(parts + (["value()"] if end else []))
+
+
+def _show_value(value: Any) -> str:
+    if not isinstance(value, torch.Tensor):
+        return f"{value:g}"
+    number = f"{float(value):g}"
+    return f"tensor([{number}])" if value.dim() else f"tensor({number})"
 
 
 def _judge_meter(answer: Callable[..., Any], case: Case) -> None:
@@ -194,19 +213,24 @@ def _judge_meter(answer: Callable[..., Any], case: Case) -> None:
     for i, (name, value, n) in enumerate(ops):
         try:
             if name == "add":
-                given = value.clone() if isinstance(value, torch.Tensor) else value
-                if n == 1:
-                    meter.add(given)
-                else:
-                    meter.add(given, n)
+                given = _given(value)
+                version = given._version if isinstance(given, torch.Tensor) else 0
+                # each method is called guarded, as any answer is: a time limit, its output, global state
+                call_answer(meter.add, given) if n == 1 else call_answer(meter.add, given, n)
                 reference.add(value, n)
             elif name == "reset":
-                meter.reset()
+                call_answer(meter.reset)
                 reference.reset()
             else:
-                got = meter.value()
-        except Exception as error:  # the learner's method raised: that is feedback
-            raise Mismatch(f"{_describe_ops(ops, i)} raised {type(error).__name__}: {error}") from None
+                got = call_answer(meter.value)
+        except Mismatch as mismatch:  # the learner's method raised, hung or changed global state: that is feedback
+            text = str(mismatch).removeprefix("Your function ")
+            raise Mismatch(f"`{_describe_ops(ops, i)}`: the {name}() method {text}") from None
+        if name == "add" and isinstance(given, torch.Tensor) and (
+                given._version != version or given.shape != value.shape
+                or not torch.equal(given.detach(), value.detach())):
+            raise Mismatch(f"`{_describe_ops(ops, i, end=False)}` changed the tensor add() was given, in place: the "
+                           "caller's tensor is no longer what it was.")
         if name != "value":
             continue
         want = reference.value()

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._visualization_files import folder_changes, snapshot, stray_file, value_change
+from ._visualization_files import scalars as _scalars
 from ._visualization_loops import (
     AverageValueMeter,
     _judge_bar,
@@ -33,7 +35,7 @@ from ._visualization_loops import (
     make_meter,
     train_with_bar,
 )
-from .core import Case, Chapter, JudgedExercise, Mismatch, Uses, call_answer, describe
+from .core import Case, Chapter, Exercise, JudgedExercise, Mismatch, Uses, call_answer, describe
 from .core import randint as _randint
 
 chapter = Chapter("06_visualization", "Visualization")
@@ -56,43 +58,42 @@ def _read(logdir: Path) -> Any:
     return read_run(logdir)
 
 
-def _scalars(logdir: Path, tag: str) -> list[tuple[int, float]] | None:
-    """``(step, value)`` of ``tag`` in the run at ``logdir``; None when the run has no such tag."""
-    if not logdir.is_dir():
-        return None
-    run = _read(logdir)
-    if tag not in run.Tags()["scalars"]:
-        return None
-    return [(e.step, e.value) for e in run.Scalars(tag)]
-
-
 # --- q1 · 06.1 the step of the best validation loss, read back from the event files ---------------
 
 
-def _training_run(generator: torch.Generator, device: str) -> tuple[str, str]:
+def _training_run(generator: torch.Generator, device: str, trial: int) -> tuple[str, str]:
+    """A random run; from the second trial on it was resumed once (two event files) and its folder also
+    holds a file that is not an event file, under a drawn name."""
     from torch.utils.tensorboard import SummaryWriter
 
     logdir = _scratch("q1-run-")
     every, epochs = _randint(generator, 2, 6), _randint(generator, 6, 16)
     best = _randint(generator, epochs // 2 + 2, epochs)  # in the second half, never the last: the worst is the first
     other = best - 1 - _randint(generator, 0, 2)  # the train loss bottoms out elsewhere (a wrong tag shows)
-    writer = SummaryWriter(logdir)
-    try:
-        for epoch in range(1, epochs + 1):
-            step = epoch * every
-            train = 0.3 + 0.02 * (epoch - other) ** 2 + _uniform(generator, 0.0, 0.005)
-            val = 0.5 + 0.03 * (epoch - best) ** 2 + _uniform(generator, 0.0, 0.02)
-            writer.add_scalar("loss/train", train, global_step=step)
-            writer.add_scalar("loss/val", val, global_step=step)
-            writer.add_scalar("lr", 0.1 * 0.9**epoch, global_step=step)
-    finally:
-        writer.close()
+    resumed = _randint(generator, 2, epochs) if trial % 2 else epochs + 1  # the first epoch of the second file
+    for first, last in ((1, resumed - 1), (resumed, epochs)):
+        if first > last:
+            continue
+        writer = SummaryWriter(logdir)
+        try:
+            for epoch in range(first, last + 1):
+                step = epoch * every
+                train = 0.3 + 0.02 * (epoch - other) ** 2 + _uniform(generator, 0.0, 0.005)
+                val = 0.5 + 0.03 * (epoch - best) ** 2 + _uniform(generator, 0.0, 0.02)
+                writer.add_scalar("loss/train", train, global_step=step)
+                writer.add_scalar("loss/val", val, global_step=step)
+                writer.add_scalar("lr", 0.1 * 0.9**epoch, global_step=step)
+        finally:
+            writer.close()
+    if trial:
+        stray_file(logdir, generator)
     return str(logdir), "loss/val"
 
 
 def _resumed_run(device: str) -> tuple[str, str]:
     """A run resumed twice (three event files in one folder, the best step in the middle one), whose
-    tags are not the random runs' names: reading one event file, or one fixed tag, shows."""
+    tags are not the random runs' names: reading one event file, or one fixed tag, shows. Its folder also
+    holds a checkpoint folder, which is no event file either."""
     from torch.utils.tensorboard import SummaryWriter
 
     logdir = _scratch("q1-resumed-")
@@ -104,6 +105,8 @@ def _resumed_run(device: str) -> tuple[str, str]:
                 writer.add_scalar("valid/nll", 0.4 + 0.02 * (epoch - 6) ** 2, global_step=3 * epoch + 1)
         finally:
             writer.close()
+    (logdir / "checkpoints").mkdir()
+    (logdir / "checkpoints" / "epoch-6.pt").write_bytes(b"not an event file\n")
     return str(logdir), "valid/nll"
 
 
@@ -115,7 +118,12 @@ def best_step(logdir: str, tag: str) -> int:
 
 
 def _judge_best_step(answer: Callable[..., Any], case: Case) -> None:
+    before = snapshot(Path(case[0]))
     result = call_answer(answer, *case)
+    change = folder_changes(before, snapshot(Path(case[0])), may_add=False)
+    if change:
+        raise Mismatch(f"Your function changed the run folder `logdir`, which it only had to read: it {change}. "
+                       "The caller's files must be left as they were.")
     expected = best_step(*case)
     if isinstance(result, torch.Tensor) or not isinstance(result, numbers.Integral) or isinstance(result, bool):
         raise Mismatch(f"Return the step as a Python int; got {describe(result)}.")
@@ -163,7 +171,9 @@ q1 = _declare(
 # --- q2 · 06.1/06.4 log a run so that TensorBoard shows train and val in one chart --------------
 
 
-def _history(generator: torch.Generator, device: str) -> tuple[str, list[dict[str, float]]]:
+def _history(generator: torch.Generator, device: str, trial: int) -> tuple[str, list[dict[str, float]]]:
+    """A history, and a log folder: empty (the first trial), not made yet (the second: the writer makes it),
+    or holding a file of the caller's under a drawn name (the third on: the run is written next to it)."""
     first = _randint(generator, 1, 4)
     epochs = _randint(generator, 3, 9)
     history = []
@@ -176,7 +186,12 @@ def _history(generator: torch.Generator, device: str) -> tuple[str, list[dict[st
                 "lr": round(0.1 * 0.5 ** (epoch // 3), 6),
             }
         )
-    return str(_scratch("q2-log-")), history
+    logdir = _scratch("q2-log-")
+    if trial == 1:
+        logdir = logdir / "runs" / f"epochs-{first}-{first + epochs - 1}"
+    elif trial >= 2:
+        stray_file(logdir, generator)
+    return str(logdir), history
 
 
 def log_history(logdir: str, history: list[dict[str, float]]) -> None:
@@ -214,16 +229,27 @@ def _writers_opened() -> Iterator[list[Any]]:
 
 def _judge_history(answer: Callable[..., Any], case: Case) -> None:
     logdir, history = case
+    given = (logdir, [dict(row) for row in history])
+    kept = snapshot(Path(logdir))
     with _writers_opened() as opened:
-        call_answer(answer, logdir, [dict(row) for row in history])
-    still_open = [writer for writer in opened if writer.all_writers is not None]  # close() sets it to None
-    for writer in still_open:
-        writer.close()  # the session as it was: no writer thread or open file left behind
+        try:
+            call_answer(answer, *given)
+        finally:
+            still_open = [writer for writer in opened if writer.all_writers is not None]  # close() sets it to None
+            for writer in still_open:
+                writer.close()  # the session as it was: no writer thread or open file left behind
     if still_open:
         raise Mismatch(
             "Your function returned with its SummaryWriter still open: events still in its queue may never reach "
             "the file, and the file stays open."
         )
+    changed = value_change("history", history, given[1])
+    if changed:
+        raise Mismatch(f"Your function changed its input: {changed}. The caller's history must be left as it was.")
+    change = folder_changes(kept, snapshot(Path(logdir)), may_add=True)
+    if change:
+        raise Mismatch(f"Your function changed what `logdir` held before it ran: it {change}. Write the run next "
+                       "to the files already there, and leave them as they were.")
     root = Path(logdir)
     if not any(root.rglob("events.out.tfevents.*")):
         raise Mismatch(
@@ -240,6 +266,7 @@ def _judge_history(answer: Callable[..., Any], case: Case) -> None:
         if got is None:
             where = "the run itself" if folder == root else f"the sub-run {folder.name!r}"
             raise Mismatch(f"{where.capitalize()} has no scalar {tag!r}: {key} was not logged there.")
+        got = sorted(got, key=lambda point: point[0])  # a chart is its points by step, whatever order they came in
         steps = [step for step, _ in got]
         if steps != epochs:
             if steps == list(range(len(epochs))):
@@ -247,7 +274,7 @@ def _judge_history(answer: Callable[..., Any], case: Case) -> None:
                     f"{key} is logged at steps 0, 1, 2..., not at the epoch numbers."
                 )
             raise Mismatch(f"{key} is logged at the wrong steps (or twice): one point per epoch, at its epoch.")
-        values = [value for _, value in got]
+        values = [_float32(value) for _, value in got]  # TensorBoard keeps float32 (unless double_precision=True)
         if values != [_float32(row[key]) for row in history]:
             raise Mismatch(f"The steps of {key} are right but not its values: they are not the history's {key!r} of "
                            "each epoch.")
@@ -372,15 +399,56 @@ def capture(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
     return captured[0]
 
 
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
 def _no_hooks_left(result: Any, case: Case) -> str | None:
     model = case[0]
-    if any(module._forward_hooks for module in model.modules()):
+    if any(getattr(module, kind, None) for module in model.modules() for kind in _HOOKS):
         return (
-            "The values are right, but a forward hook is still registered: every later forward pass will run it."
+            "The values are right, but a hook is still registered on the model: every later forward pass will run it."
         )
     if isinstance(result, torch.Tensor) and result.requires_grad:
         return "The values are right, but the result is still attached to the graph (requires_grad is True)."
     return None
+
+
+def _global_hooks() -> dict[str, set[int]]:
+    """The handles of the hooks registered for every module (``register_module_forward_hook`` and its kin), and
+    of their flags (``_global_forward_hooks_with_kwargs``...), per registry of ``torch.nn.modules.module``."""
+    from torch.nn.modules import module
+
+    registries = {name: getattr(module, name) for name in dir(module) if name.startswith("_global_")}
+    return {name: set(registry) for name, registry in registries.items() if isinstance(registry, dict)}
+
+
+def _remove_hooks_since(before: dict[str, set[int]]) -> bool:
+    """Remove the global hooks registered since ``before`` (a handle's entries in every registry); whether a hook
+    was among them."""
+    from torch.nn.modules import module
+
+    found = False
+    for name, handles in _global_hooks().items():
+        for handle in handles - before.get(name, set()):
+            getattr(module, name).pop(handle, None)
+            found = found or name.endswith("_hooks")
+    return found
+
+
+class _HookExercise(Exercise):
+    """q4's exercise: a hook the answer registers for every module (a global hook) and leaves behind runs in
+    every later forward pass of every model, this one included: it is named, and removed."""
+
+    def _check_case(self, answer: Callable[..., Any], case: Case) -> None:
+        before = _global_hooks()
+        try:
+            super()._check_case(answer, case)
+        finally:
+            left = _remove_hooks_since(before)
+        if left:
+            raise Mismatch("The values are right, but a hook registered for every module (a global one, such as "
+                           "register_module_forward_hook makes) is still registered: every later forward pass, of "
+                           "every model, will run it.")
 
 
 def _layer_input(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
@@ -397,7 +465,8 @@ def _model_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor
         return model(x)
 
 
-q4 = chapter.exercise(
+q4 = chapter.register(_HookExercise(
+    chapter,
     "q4",
     "A layer's output, captured with a forward hook",
     points=1,
@@ -417,7 +486,7 @@ q4 = chapter.exercise(
         (_model_output, "That is the model's output, not what the named layer produced."),
         (_layer_input, "That is the layer's input (`inputs[0]`), not its output."),
     ],
-)
+))
 
 
 # --- q5 · 06.2/06.5 a confusion matrix from predictions ------------------------------------------
@@ -438,11 +507,19 @@ def confusion_matrix(predicted: torch.Tensor, target: torch.Tensor, num_classes:
     return torch.bincount(pairs, minlength=num_classes * num_classes).view(num_classes, num_classes)
 
 
+def _counted_in_place(predicted: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The same matrix, which fake tensors can compute (bincount's output size depends on values): with it as the
+    reference, the simulated-GPU run proves where an answer's matrix lands."""
+    matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=target.device)
+    return matrix.index_put_((target, predicted), torch.ones_like(target), accumulate=True)
+
+
 q5 = chapter.exercise(
     "q5",
     "A confusion matrix from predictions",
     points=1,
-    reference=confusion_matrix,
+    reference=_counted_in_place,
+    solution_code=inspect.getsource(confusion_matrix),
     inputs=_predictions,
     trials=4,
     hints=[
