@@ -127,3 +127,22 @@ def test_the_default_device_context_is_restored_exactly(double, context):
             del holder.device_context
         device_module.CURRENT_DEVICE = old_current
         assert not any(type(m).__name__ == "DeviceContext" for m in torch.overrides._get_current_function_mode_stack())
+
+
+def test_a_library_that_sets_a_variable_on_its_first_import_is_not_blamed(double, tmp_path, monkeypatch):
+    # scikit-learn's first import sets KMP_* variables: a set-up of its own, like torch's lazy ones
+    (tmp_path / "torchcourse_toy_library.py").write_text(
+        "import os\nos.environ['TORCHCOURSE_TOY_LIBRARY'] = '1'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "torchcourse_toy_library", raising=False)
+
+    def imports_a_library(x):
+        import torchcourse_toy_library  # noqa: F401
+
+        return x * 2
+
+    assert double.grade(imports_a_library).status is Status.CORRECT
+    assert "TORCHCOURSE_TOY_LIBRARY" not in os.environ  # still put back
+    _incorrect(double, _changer(lambda: (__import__("torchcourse_toy_library"),
+                                         os.environ.__setitem__("TORCHCOURSE_TOY_VARIABLE", "1"))),
+               "TORCHCOURSE_TOY_VARIABLE")  # the learner's own, once the library is imported

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import io
 import os
+import sys
 from typing import Any
 
 import torch
@@ -108,6 +109,7 @@ def _global_state() -> dict[str, Any]:
         "_modes": torch.overrides._get_current_function_mode_stack(),
         "_device_context": _read_device_context(),
         "_environ": dict(os.environ),
+        "_imported": len(sys.modules),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["the CUDA random generators' seed"] = torch.cuda.initial_seed()
@@ -230,7 +232,12 @@ def _state_changes(before: dict[str, Any], after: dict[str, Any], global_rng: bo
     if after["_environ"] != before["_environ"]:
         keys = sorted(k for k in set(after["_environ"]) | set(before["_environ"])
                       if after["_environ"].get(k) != before["_environ"].get(k))
-        changes.append(f"the environment variables {', '.join(keys)}")
+        if after.get("_imported", 0) > before.get("_imported", 0):
+            # a library imported for the first time may set variables of its own (scikit-learn sets KMP_*): one
+            # that was absent before is its set-up, not the learner's doing (it is still put back afterwards)
+            keys = [k for k in keys if k in before["_environ"]]
+        if keys:
+            changes.append(f"the environment variables {', '.join(keys)}")
     if (not global_rng and not reseeds and not torch.equal(before["_rng"], after["_rng"])
             and not any("seed" in c for c in changes)):
         changes.append("the global random generator's state (you drew from it instead of the generator given)")
