@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import io
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,6 +17,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from torchcourse.checks import nn as ch
+from torchcourse.checks.core import Status
 
 
 @pytest.mark.parametrize("exercise", list(ch.chapter.exercises.values()), ids=lambda ex: ex.id)
@@ -44,12 +49,6 @@ class _ListMLP(nn.Module):
         return x
 
 
-class _ModuleListMLP(_ListMLP):
-    def __init__(self, sizes):
-        super().__init__(sizes)
-        self.layers = nn.ModuleList(self.layers)
-
-
 def _sequential_with(sizes, last_relu=False, relu=True):
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -72,10 +71,39 @@ def _ordered_dict_mlp(sizes):
     return nn.Sequential(parts)
 
 
+class _MLPAddModule(nn.Module):
+    """Layers registered one by one with add_module, found again with getattr."""
+
+    def __init__(self, sizes):
+        super().__init__()
+        self.depth = len(sizes) - 1
+        for i in range(self.depth):
+            self.add_module(f"fc{i}", nn.Linear(sizes[i], sizes[i + 1]))
+
+    def forward(self, x):
+        for i in range(self.depth):
+            x = getattr(self, f"fc{i}")(x if i == 0 else x.clamp(min=0))
+        return x
+
+
+def _lazy_mlp(sizes):
+    layers = [nn.LazyLinear(sizes[1])]
+    for n_out in sizes[2:]:
+        layers += [nn.ReLU(), nn.LazyLinear(n_out)]
+    return nn.Sequential(*layers)
+
+
 def test_q1_correct_variants() -> None:
-    accepted(ch.q1, _ModuleListMLP)
     accepted(ch.q1, _ordered_dict_mlp)
-    accepted(ch.q1, lambda sizes: _sequential_with(sizes))
+    accepted(ch.q1, _MLPAddModule)
+
+
+def test_q1_lazy_layers_take_their_sizes_at_a_dry_run() -> None:
+    """nn.LazyLinear learns its input size at the first call, as torch's dry run before training gives it."""
+    state = torch.get_rng_state()
+    accepted(ch.q1, _lazy_mlp)
+    assert torch.equal(torch.get_rng_state(), state)
+    rejected(ch.q1, lambda sizes: nn.Sequential(nn.LazyLinear(sizes[-1])), "Linear layer(s)")
 
 
 def test_q1_wrong_answers() -> None:
@@ -104,8 +132,6 @@ def test_q2_correct_variants_and_the_layer_agrees() -> None:
             for n, kk, ss, pp, dd in zip((h, w), k, s, p, d, strict=True)
         ),
     )
-    accepted(ch.q2, lambda h, w, k, s, p, d: ((h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1,
-                                              (w + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1))
     accepted(
         ch.q2,
         lambda h, w, k, s, p, d: (
@@ -153,13 +179,8 @@ def test_q2_wrong_answers() -> None:
     rejected(ch.q2, lambda h, w, k, s, p, d: torch.tensor(ch.conv2d_output_shape(h, w, k, s, p, d)), "tuple")
 
 
-def test_q3_correct_variants_and_the_layer_agrees() -> None:
-    accepted(
-        ch.q3,
-        lambda n, k, s, p, op, d: nn.ConvTranspose1d(1, 1, k, s, p, op, dilation=d)(torch.zeros(1, 1, n)).shape[-1],
-    )
+def test_q3_correct_variants() -> None:
     accepted(ch.q3, lambda n, k, s, p, op, d: int((n - 1) * s - 2 * p + d * (k - 1) + op + 1))
-    accepted(ch.q3, lambda n, k, s, p, op, d: (n - 1) * s + d * k - d - 2 * p + op + 1)
 
 
 def test_q3_wrong_answers() -> None:
@@ -196,27 +217,14 @@ def _bn_in_place(x, rm, rv, w, b, momentum, eps):
     return F.batch_norm(x, rm, rv, w, b, training=True, momentum=momentum, eps=eps), rm, rv
 
 
-def _bn_var_mean(x, rm, rv, w, b, momentum, eps):
-    var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
-    n = x.numel() // x.shape[1]
-    c = (1, -1, 1, 1)
-    y = (x - mean.reshape(c)) * torch.rsqrt(var.reshape(c) + eps) * w.reshape(c) + b.reshape(c)
-    return y, torch.lerp(rm, mean, momentum), torch.lerp(rv, var * n / (n - 1), momentum)
+def test_q4_cpu_scalars_beside_gpu_tensors_are_fine() -> None:
+    """0-d CPU tensors mix with tensors on any device, on a real GPU too: the simulated one must agree."""
 
+    def cpu_scalars(x, rm, rv, w, b, momentum, eps):
+        m, e = torch.tensor(momentum), torch.tensor(eps)
+        return _bn_manual(x, rm, rv, w, b, m, e)
 
-def test_q4_correct_variants() -> None:
-    accepted(ch.q4, _bn_manual)
-    accepted(ch.q4, _bn_var_mean)
-
-    def per_channel(x, rm, rv, w, b, momentum, eps):  # channels first, then one row per channel
-        rows = x.transpose(0, 1).reshape(x.shape[1], -1)
-        mean, var = rows.mean(1), rows.var(1, correction=0)
-        n = rows.shape[1]
-        y = (rows - mean[:, None]) / (var[:, None] + eps).sqrt() * w[:, None] + b[:, None]
-        y = y.reshape(x.shape[1], x.shape[0], *x.shape[2:]).transpose(0, 1)
-        return y, rm + momentum * (mean - rm), rv + momentum * (var * n / (n - 1) - rv)
-
-    accepted(ch.q4, per_channel)
+    accepted(ch.q4, cpu_scalars)
 
 
 def test_q4_the_layer_it_rebuilds_is_ruled_out() -> None:
@@ -236,8 +244,6 @@ def test_q4_wrong_answers() -> None:
 
 
 def test_q5_correct_variants() -> None:
-    accepted(ch.q5, lambda x, y: (x.clamp(min=0) - x * y + torch.log1p(torch.exp(-x.abs()))).mean())
-    accepted(ch.q5, lambda x, y: -(y * F.logsigmoid(x) + (1 - y) * F.logsigmoid(-x)).mean())
     accepted(ch.q5, lambda x, y: (F.softplus(x) - x * y).mean())
 
 
@@ -261,25 +267,8 @@ def test_q5_wrong_answers() -> None:
 # --- q6 · label smoothing
 
 
-def test_q6_correct_variants() -> None:
-    def by_target(x, y, s):
-        c = x.shape[1]
-        target = F.one_hot(y, c).to(x.dtype) * (1 - s) + s / c
-        return -(target * x.log_softmax(dim=1)).sum(dim=1).mean()
-
-    accepted(ch.q6, by_target)
-    accepted(ch.q6, lambda x, y, s: (1 - s) * F.nll_loss(x.log_softmax(1), y) - s * x.log_softmax(1).mean(1).mean())
-
-    def by_logsumexp(x, y, s):
-        lse = x.logsumexp(dim=1)
-        nll = lse - x.gather(1, y.unsqueeze(1)).squeeze(1)
-        return ((1 - s) * nll + s * (lse - x.mean(dim=1))).mean()
-
-    accepted(ch.q6, by_logsumexp)
-
-
 def test_q6_smoothing_by_the_library_is_ruled_out() -> None:
-    rejected(ch.q6, lambda x, y, s: nn.CrossEntropyLoss(label_smoothing=s)(x, y), "from log_softmax")
+    rejected(ch.q6, lambda x, y, s: nn.CrossEntropyLoss(label_smoothing=s)(x, y), "from the formula")
     rejected(ch.q6, lambda x, y, s: F.cross_entropy(x, y, label_smoothing=s), "no cross_entropy call")
 
 
@@ -338,25 +327,6 @@ def _global_hook(model, x, names):
     return recorded
 
 
-def test_q7_correct_variants() -> None:
-    accepted(ch.q7, _global_hook)
-
-    def with_pre_and_post(model, x, names):
-        recorded = {}
-        modules = dict(model.named_modules())
-        handles = [
-            modules[n].register_forward_hook(lambda m, a, o, n=n: recorded.update({n: o.clone()})) for n in names
-        ]
-        with torch.no_grad():
-            model(x)
-        for h in handles:
-            h.remove()
-        return recorded
-
-    accepted(ch.q7, with_pre_and_post)
-    accepted(ch.q7, lambda m, x, names: dict(ch.record_activations(m, x, names)))
-
-
 def test_q7_nested_names_and_the_model_itself() -> None:
     """Every random name was a top-level child: looking a name up as an attribute, or among the
     children, passed; named_modules() also names nested layers ("block.0") and the model ("")."""
@@ -400,13 +370,23 @@ def _topk_masks(weights, amount):
     return [m.view_as(w) for m, w in zip(mask.split([w.numel() for w in weights]), weights, strict=True)]
 
 
-def _threshold_masks(weights, amount):
+def _threshold_item(weights, amount):
     flat = torch.cat([w.abs().flatten() for w in weights])
     k = round(amount * flat.numel())
-    if k == 0:  # nothing to prune (values[k - 1] would be the largest |w|)
+    if k == 0:  # nothing to prune (the 0-th smallest does not exist)
         return [torch.ones_like(w) for w in weights]
-    threshold = flat.sort().values[k - 1]
+    threshold = flat.kthvalue(k).values.item()  # the k-th smallest |w|, as a Python float
     return [(w.abs() > threshold).to(w.dtype) for w in weights]
+
+
+def _numpy_masks(weights, amount):
+    flat = np.concatenate([w.detach().cpu().numpy().ravel() for w in weights])
+    k = round(amount * flat.size)
+    keep = np.ones(flat.size, dtype=bool)
+    keep[np.argsort(np.abs(flat), kind="stable")[:k]] = False
+    ends = np.cumsum([w.numel() for w in weights])[:-1]
+    return [torch.from_numpy(part.reshape(tuple(w.shape))).to(device=w.device, dtype=w.dtype)
+            for part, w in zip(np.split(keep, ends), weights, strict=True)]
 
 
 def _prune_then_read(weights, amount):
@@ -419,8 +399,6 @@ def _prune_then_read(weights, amount):
 
 
 def test_q8_correct_variants() -> None:
-    accepted(ch.q8, _topk_masks)
-    accepted(ch.q8, _threshold_masks)
     accepted(ch.q8, _prune_then_read)
 
 
@@ -501,7 +479,7 @@ class _NotAnOptimizer:
 
 
 class _SGDInPlace(torch.optim.Optimizer):
-    """A third correct SGD: the decay and the buffer updated in place, with torch.no_grad as a context."""
+    """A correct SGD: the decay and the buffer updated in place, with torch.no_grad as a context."""
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
@@ -521,10 +499,52 @@ class _SGDInPlace(torch.optim.Optimizer):
                     p.sub_(lr * d)
 
 
+class _SGDData(torch.optim.Optimizer):
+    """Updates through p.data (outside autograd, no torch.no_grad), buffers in a dict of its own, a closure allowed."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+        self.buffers = {}
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad.data + group["weight_decay"] * p.data
+                if group["momentum"] != 0:
+                    d = self.buffers[p] = d if p not in self.buffers else group["momentum"] * self.buffers[p] + d
+                p.data = p.data - group["lr"] * d
+        return loss
+
+
+class _SGDForeach(torch.optim.Optimizer):
+    """Each group updated at once with torch._foreach_* operations."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = torch._foreach_add([p.grad for p in params], params, alpha=group["weight_decay"])
+            if group["momentum"]:
+                if "buffer" in self.state[params[0]]:
+                    buffers = [self.state[p]["buffer"] for p in params]
+                    torch._foreach_mul_(buffers, group["momentum"])
+                    torch._foreach_add_(buffers, grads)
+                else:
+                    buffers = [g.clone() for g in grads]
+                for p, buffer in zip(params, buffers, strict=True):
+                    self.state[p]["buffer"] = buffer
+                grads = buffers
+            torch._foreach_add_(params, grads, alpha=-group["lr"])
+
+
 def test_q9_correct_variants() -> None:
     accepted(ch.q9, _SGDFunctional)
-    accepted(ch.q9, _SGDInPlace)
-    accepted(ch.q9, ch.SGDMomentum)
 
 
 def test_q9_cases_have_several_groups_and_all_options() -> None:
@@ -565,8 +585,11 @@ class _AdamWrapper(torch.optim.Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False)
 
 
-class _AdamTorchStyle(ch.MyAdam):
+class _AdamTorchStyle(torch.optim.Optimizer):
     """Adam written as torch does: lr / bias_correction1 and sqrt(v) / sqrt(bias_correction2) + eps."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     @torch.no_grad()
     def step(self):
@@ -585,7 +608,7 @@ class _AdamTorchStyle(ch.MyAdam):
 
 
 class _AdamPlain(torch.optim.Optimizer):
-    """A third correct Adam: bias-corrected moments, out-of-place arithmetic, the step count in the group state."""
+    """A correct Adam: bias-corrected moments, out-of-place arithmetic, the state read with dict.get."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
@@ -604,10 +627,31 @@ class _AdamPlain(torch.optim.Optimizer):
                 p.copy_(p - group["lr"] * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + group["eps"]))
 
 
-def test_q10_correct_variants() -> None:
-    accepted(ch.q10, _AdamPlain)
-    accepted(ch.q10, _AdamTorchStyle)
-    accepted(ch.q10, ch.MyAdam)
+class _AdamTensorStep(torch.optim.Optimizer):
+    """The step count kept as a tensor (as torch.optim.Adam keeps it) and read with .item(); updates through p.data."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = torch.tensor(0.0)
+                    state["exp_avg"], state["exp_avg_sq"] = torch.zeros_like(p.data), torch.zeros_like(p.data)
+                grad = p.grad.data
+                if group["weight_decay"]:
+                    grad = grad.add(p.data, alpha=group["weight_decay"])
+                state["step"] += 1
+                t = state["step"].item()
+                state["exp_avg"] = beta1 * state["exp_avg"] + (1 - beta1) * grad
+                state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1 - beta2) * grad.square()
+                m_hat, v_hat = state["exp_avg"] / (1 - beta1**t), state["exp_avg_sq"] / (1 - beta2**t)
+                p.data.sub_(group["lr"] * m_hat / (torch.sqrt(v_hat) + group["eps"]))
 
 
 def test_q10_from_scratch_rules_out_torch_optim() -> None:
@@ -699,7 +743,6 @@ def test_optimizer_checks_leave_the_global_rng_alone() -> None:
 
 
 def test_q11_correct_variants() -> None:
-    accepted(ch.q11, lambda lr, s, g, n: torch.tensor([lr * g ** (e // s) for e in range(n)], dtype=torch.float64))
     accepted(
         ch.q11, lambda lr, s, g, n: lr * g ** torch.div(torch.arange(n, dtype=torch.float64), s, rounding_mode="floor")
     )
@@ -738,24 +781,10 @@ def test_q11_wrong_answers() -> None:
 # --- q12 · checkpoint
 
 
-def test_q12_correct_variants() -> None:
-    accepted(ch.q12, lambda m, o, s, e: copy.deepcopy(ch.make_checkpoint(m, o, s, e)))
-    accepted(
-        ch.q12,
-        lambda m, o, s, e: {
-            "model": {k: v.clone() for k, v in m.state_dict().items()},
-            "optimizer": o.state_dict(),
-            "scheduler": s.state_dict(),
-            "epoch": e,
-            "note": "extra keys are fine",
-        },
-    )
-    accepted(ch.q12, ch.make_checkpoint)
-
-
 def test_q12_wrong_answers() -> None:
     rejected(ch.q12, lambda m, o, s, e: {"model": m.state_dict(), "epoch": e}, "no ['optimizer', 'scheduler']")
-    rejected(ch.q12, lambda m, o, s, e: {"model": m, "optimizer": o, "scheduler": s, "epoch": e}, "weights_only")
+    rejected(ch.q12, lambda m, o, s, e: {"model": m, "optimizer": o, "scheduler": s, "epoch": e}, "weights_only",
+             "checkpoint['model'], a Sequential")
     rejected(
         ch.q12,
         lambda m, o, s, e: {
@@ -789,6 +818,19 @@ def test_q12_wrong_answers() -> None:
     rejected(ch.q12, lambda m, o, s, e: {**ch.make_checkpoint(m, o, s, e), "epoch": 0}, "epoch")
 
 
+def test_q12_feedback_names_the_entry_weights_only_refuses() -> None:
+    numpy_epoch = lambda m, o, s, e: {**ch.make_checkpoint(m, o, s, e), "epoch": np.int64(e)}  # noqa: E731
+    buffer = io.BytesIO()
+    torch.save(np.int64(1), buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, weights_only=True)
+    except Exception:  # noqa: BLE001 - this torch's safe unpickler refuses NumPy scalars, as it has so far
+        rejected(ch.q12, numpy_epoch, "weights_only", "checkpoint['epoch'], a numpy.int64", "NumPy")
+    else:  # a torch that loads them: the checkpoint resumes, and is right
+        accepted(ch.q12, numpy_epoch)
+
+
 def test_q9_feedback_names_the_settings_and_the_class() -> None:
     class Raising(ch.SGDMomentum):
         def step(self):
@@ -796,3 +838,183 @@ def test_q9_feedback_names_the_settings_and_the_class() -> None:
 
     message = rejected(ch.q9, Raising, "Your class raised ValueError", "settings={'lr'")
     assert "lr={'lr'" not in message and "Your function" not in message
+
+
+# --- three correct answers per exercise, each a different way (API or formulation) -------------------------------
+# Where a Python number is asked for (q2, q3) one answer goes through .item(), as do q8's threshold and q10's step
+# count. No statement asks for NumPy results (ints, tensors, a loadable checkpoint), so NumPy is used inside q8 and
+# q11, whose results go back to tensors. q4 to q8 also run on a simulated GPU where there is none, which cannot run
+# .item() or .numpy(): inconclusive there, never a lost point.
+
+
+def _mlp_sequential(sizes):
+    layers = [nn.Linear(sizes[0], sizes[1])]
+    for n_in, n_out in zip(sizes[1:-1], sizes[2:], strict=True):
+        layers += [nn.ReLU(), nn.Linear(n_in, n_out)]
+    return nn.Sequential(*layers)
+
+
+class _MLPModuleList(nn.Module):
+    def __init__(self, sizes):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:], strict=False))
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(F.relu(x) if i else x)
+        return x
+
+
+class _MLPModuleDict(nn.Module):
+    def __init__(self, sizes):
+        super().__init__()
+        self.fc = nn.ModuleDict({f"layer{i}": nn.Linear(sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1)})
+
+    def forward(self, x):
+        *hidden, last = self.fc.values()
+        for layer in hidden:
+            x = torch.relu(layer(x))
+        return last(x)
+
+
+def _conv_window_starts(h, w, kernel, stride, padding, dilation):
+    """Count where a window can start (0, s, 2s...) with its reach d(k - 1) + 1 inside the padded input."""
+    return tuple(len(range(0, n + 2 * p - (d * (k - 1) + 1) + 1, s))
+                 for n, k, s, p, d in zip((h, w), kernel, stride, padding, dilation, strict=True))
+
+
+def _conv_tensor_item(h, w, kernel, stride, padding, dilation):
+    size, k, s, p, d = (torch.tensor(v) for v in ((h, w), kernel, stride, padding, dilation))
+    out = torch.div(size + 2 * p - d * (k - 1) - 1, s, rounding_mode="floor") + 1
+    return out[0].item(), out[1].item()
+
+
+def _transpose_layer_on_meta(n, kernel, stride, padding, output_padding, dilation):
+    layer = nn.ConvTranspose1d(1, 1, kernel, stride, padding, output_padding, dilation=dilation, device="meta")
+    return layer(torch.empty(1, 1, n, device="meta")).shape[-1]
+
+
+def _transpose_last_position(n, kernel, stride, padding, output_padding, dilation):
+    starts = torch.arange(n) * stride  # where each input position lands
+    last = starts[-1] + dilation * (kernel - 1)  # the last output position its kernel reaches
+    return (last + 1 - 2 * padding + output_padding).item()
+
+
+def _bn_rows(x, rm, rv, w, b, momentum, eps):
+    """Channels first, then one row per channel."""
+    rows = x.transpose(0, 1).reshape(x.shape[1], -1)
+    mean, var = rows.mean(1), rows.var(1, correction=0)
+    n = rows.shape[1]
+    y = (rows - mean[:, None]) / (var[:, None] + eps).sqrt() * w[:, None] + b[:, None]
+    y = y.reshape(x.shape[1], x.shape[0], *x.shape[2:]).transpose(0, 1)
+    return y, rm + momentum * (mean - rm), rv + momentum * (var * n / (n - 1) - rv)
+
+
+def _bn_var_mean(x, rm, rv, w, b, momentum, eps):
+    var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
+    n = x.numel() // x.shape[1]
+    c = (1, -1, 1, 1)
+    y = (x - mean.reshape(c)) * torch.rsqrt(var.reshape(c) + eps) * w.reshape(c) + b.reshape(c)
+    return y, torch.lerp(rm, mean, momentum), torch.lerp(rv, var * n / (n - 1), momentum)
+
+
+def _bn_layer_norm(x, rm, rv, w, b, momentum, eps):
+    """Layer norm of each channel's row (all its values in the batch) is batch norm's normalisation."""
+    c = x.shape[1]
+    rows = x.movedim(1, 0).reshape(c, -1)
+    y = F.layer_norm(rows, rows.shape[1:], eps=eps) * w[:, None] + b[:, None]
+    y = y.reshape(c, x.shape[0], *x.shape[2:]).movedim(0, 1)
+    return y, (1 - momentum) * rm + momentum * rows.mean(1), (1 - momentum) * rv + momentum * rows.var(1)
+
+
+def _smoothing_by_target(x, y, s):
+    c = x.shape[1]
+    target = F.one_hot(y, c).to(x.dtype) * (1 - s) + s / c
+    return -(target * x.log_softmax(dim=1)).sum(dim=1).mean()
+
+
+def _smoothing_by_logsumexp(x, y, s):
+    lse = x.logsumexp(dim=1)
+    nll = lse - x.gather(1, y.unsqueeze(1)).squeeze(1)
+    return ((1 - s) * nll + s * (lse - x.mean(dim=1))).mean()
+
+
+def _hooks_by_name(model, x, names):
+    recorded = {}
+    modules = dict(model.named_modules())
+    handles = [modules[n].register_forward_hook(lambda m, a, o, n=n: recorded.update({n: o.detach()})) for n in names]
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return recorded
+
+
+def _hooks_in_exit_stack(model, x, names):
+    recorded = {}
+
+    def save(name, module, args, output):
+        recorded[name] = output.clone()
+
+    with contextlib.ExitStack() as stack, torch.no_grad():
+        for name in names:
+            stack.callback(model.get_submodule(name).register_forward_hook(functools.partial(save, name)).remove)
+        model(x)
+    return recorded
+
+
+def _steplr_repeated(base_lr, step_size, gamma, epochs):
+    periods = -(-epochs // step_size)  # ceil: the periods that start before the last epoch
+    rates = base_lr * gamma ** torch.arange(periods, dtype=torch.float64)
+    return rates.repeat_interleave(step_size)[:epochs]
+
+
+def _checkpoint_copied(model, optimizer, scheduler, epoch):
+    return {
+        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "optimizer": copy.deepcopy(optimizer.state_dict()),
+        "scheduler": copy.deepcopy(scheduler.state_dict()),
+        "epoch": epoch,
+        "note": "extra keys are fine",
+    }
+
+
+def _checkpoint_round_trip(model, optimizer, scheduler, epoch):
+    buffer = io.BytesIO()  # saved and read back: a copy that shares nothing with the live objects
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch}, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+CORRECT = {
+    "q1": [_mlp_sequential, _MLPModuleList, _MLPModuleDict],
+    "q2": [lambda h, w, k, s, p, d: tuple((n + 2 * pp - dd * (kk - 1) - 1) // ss + 1
+                                          for n, kk, ss, pp, dd in zip((h, w), k, s, p, d, strict=True)),
+           _conv_window_starts, _conv_tensor_item],
+    "q3": [lambda n, k, s, p, op, d: (n - 1) * s - 2 * p + d * (k - 1) + op + 1,
+           _transpose_layer_on_meta, _transpose_last_position],
+    "q4": [_bn_rows, _bn_var_mean, _bn_layer_norm],
+    "q5": [lambda x, y: (x.clamp(min=0) - x * y + torch.log1p(torch.exp(-x.abs()))).mean(),
+           lambda x, y: -(y * F.logsigmoid(x) + (1 - y) * F.logsigmoid(-x)).mean(),
+           lambda x, y: torch.mean(torch.logaddexp(torch.zeros_like(x), x) - x * y)],
+    "q6": [_smoothing_by_target,
+           lambda x, y, s: (1 - s) * F.nll_loss(x.log_softmax(1), y) - s * x.log_softmax(1).mean(1).mean(),
+           _smoothing_by_logsumexp],
+    "q7": [_hooks_by_name, _global_hook, _hooks_in_exit_stack],
+    "q8": [_topk_masks, _threshold_item, _numpy_masks],
+    "q9": [_SGDInPlace, _SGDData, _SGDForeach],
+    "q10": [_AdamPlain, _AdamTorchStyle, _AdamTensorStep],
+    "q11": [lambda lr, s, g, n: torch.tensor([lr * g ** (e // s) for e in range(n)], dtype=torch.float64),
+            _steplr_repeated,
+            lambda lr, s, g, n: torch.from_numpy(lr * np.power(g, np.arange(n) // s))],
+    "q12": [lambda m, o, s, e: dict(model=m.state_dict(), optimizer=o.state_dict(), scheduler=s.state_dict(), epoch=e),
+            _checkpoint_copied, _checkpoint_round_trip],
+}
+
+
+@pytest.mark.parametrize(("qid", "index"), [(q, i) for q in CORRECT for i in range(3)])
+def test_three_correct_answers_are_accepted(qid, index):
+    outcome = ch.chapter.exercises[qid].grade(CORRECT[qid][index])
+    assert outcome.status is Status.CORRECT, outcome.message

@@ -6,24 +6,59 @@ chapters. Four are judged by what they *do* rather than what they return, throug
 optimizers written from scratch (trained side by side with ``torch.optim`` over a grid of settings and
 parameter groups, the weights compared), and a checkpoint (saved, loaded with ``weights_only=True``
 into fresh objects, and training resumed: it must continue exactly like the uninterrupted run).
+
+This module declares every exercise, in order, and holds the formula exercises (q2 to q6: convolution
+shapes, batch norm, the two losses). The rest live beside it, and everything is re-exported here:
+
+- :mod:`._nn_modules`: q1 (the module factory's judge), q7 (forward hooks), q8 (pruning masks), and the
+  chapter's random-setting helpers ``_uniform`` and ``_choice``;
+- :mod:`._nn_optim`: q9 and q10 (the optimizers' judge, references and wrong optimizers), q11 (StepLR);
+- :mod:`._nn_checkpoint`: q12 (the checkpoint's judge).
 """
 
 from __future__ import annotations
 
-import copy
-import inspect
-import io
 import math
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.nn.utils import prune
 
-from .core import Case, Chapter, Judge, JudgedExercise, Mismatch, NotAttempted, Uses, call_answer, compare, describe
+from ._nn_checkpoint import _checkpoint_case, _judge_checkpoint, make_checkpoint
+from ._nn_modules import (
+    _DISTINCT,
+    _choice,
+    _hooked_case,
+    _judge_mlp,
+    _largest,
+    _nested_case,
+    _no_hooks_left,
+    _per_tensor,
+    _recorded_inputs,
+    _sizes,
+    _uniform,
+    _weights_case,
+    build_mlp,
+    global_prune_masks,
+    record_activations,
+)
+from ._nn_optim import (
+    MyAdam,
+    SGDMomentum,
+    _adam_case,
+    _adam_variant,
+    _closed,
+    _judge_optimizer,
+    _overriding_case,
+    _schedule_case,
+    _sgd_case,
+    _SGDDampened,
+    _SGDDecoupled,
+    _SGDDefaultsOnly,
+    step_lr_schedule,
+)
+from .core import Chapter, JudgedExercise, Uses
 from .core import randint as _randint
 
 chapter = Chapter("03_nn", "nn")
@@ -33,103 +68,7 @@ def _declare(id: str, title: str, **options: Any) -> JudgedExercise:  # noqa: A0
     return chapter.register(JudgedExercise(chapter, id, title, **options))
 
 
-def _uniform(generator: torch.Generator, low: float, high: float) -> float:
-    return float(torch.empty(()).uniform_(low, high, generator=generator))
-
-
-def _choice(generator: torch.Generator, options: list[Any]) -> Any:
-    return options[_randint(generator, 0, len(options))]
-
-
-# --- q1 · 03.1/03.2 a module whose parameters all register --------------------------------------
-
-
-def _sizes(generator: torch.Generator, device: str) -> tuple[list[int]]:
-    return ([_randint(generator, 1, 7) for _ in range(_randint(generator, 2, 6))],)
-
-
-def build_mlp(sizes: list[int]) -> nn.Module:
-    layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        if i:
-            layers.append(nn.ReLU())
-        layers.append(nn.Linear(n_in, n_out))
-    return nn.Sequential(*layers)
-
-
-def _unregistered_layers(model: nn.Module) -> int:
-    """How many Linear layers a module keeps in plain Python lists, tuples or dicts (invisible to it)."""
-    count = 0
-    for module in model.modules():
-        for name, value in vars(module).items():
-            if name in ("_modules", "_parameters", "_buffers"):  # where nn.Module registers them
-                continue
-            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
-            count += sum(isinstance(item, nn.Linear) for item in items)
-    return count
-
-
-def _judge_mlp(answer: Callable[..., Any], case: Case) -> None:
-    (sizes,) = case
-    with torch.random.fork_rng(devices=[]):
-        model = call_answer(answer, list(sizes))
-        reference = build_mlp(list(sizes))
-    if not isinstance(model, nn.Module):
-        raise Mismatch(f"Return an nn.Module (for example an nn.Sequential), not {describe(model)}.")
-    params, expected = list(model.parameters()), list(reference.parameters())
-    hidden = _unregistered_layers(model)
-    if hidden and len(params) < len(expected):
-        raise Mismatch(
-            f"{'None' if not params else 'Some'} of your layers are registered: {hidden} Linear layer(s) sit in a "
-            "plain Python list (or dict) attribute, which nn.Module does not see, so an optimizer would not train "
-            "them. Use nn.Sequential or nn.ModuleList."
-        )
-    if not params:
-        raise Mismatch("Your module has no registered parameters, so an optimizer would train nothing.")
-    linears = sum(isinstance(m, nn.Linear) for m in model.modules())
-    if linears != len(sizes) - 1:
-        raise Mismatch(
-            f"Your module has {linears} Linear layer(s); sizes of length {len(sizes)} need {len(sizes) - 1}, one "
-            "per consecutive pair of sizes."
-        )
-    if len(params) != len(expected) or sum(p.numel() for p in params) != sum(p.numel() for p in expected):
-        raise Mismatch(
-            f"Your module registers {len(params)} parameter tensors with {sum(p.numel() for p in params)} values; "
-            f"a Linear layer (weight and bias) between each pair of the {len(sizes)} sizes is needed: does each "
-            "map sizes[i] to sizes[i + 1]?"
-        )
-    if [p.shape for p in params] != [p.shape for p in expected]:
-        raise Mismatch(
-            "The parameters' shapes, in registration order, are not each layer's weight (out, in) followed by its "
-            "bias, one layer per pair of sizes, in order."
-        )
-    with torch.no_grad():
-        nn.utils.vector_to_parameters(nn.utils.parameters_to_vector(params).detach().clone(), reference.parameters())
-    x = torch.randn(5, sizes[0], generator=torch.Generator().manual_seed(len(sizes)))
-    try:
-        out = model(x)
-    except Exception as error:  # the learner's forward may raise anything
-        raise Mismatch(f"Calling your module raised {type(error).__name__}: {error}") from None
-    with torch.no_grad():
-        want = reference(x)
-    if isinstance(out, torch.Tensor) and out.shape == want.shape and len(sizes) > 2:
-        linear_only = x
-        for layer in reference:
-            if isinstance(layer, nn.Linear):
-                linear_only = layer(linear_only)
-        if torch.allclose(out, linear_only.detach(), atol=1e-6) and not torch.allclose(want, linear_only, atol=1e-6):
-            raise Mismatch("There is no ReLU between consecutive Linear layers: without it the layers collapse into "
-                           "one.")
-    if (
-        isinstance(out, torch.Tensor)
-        and out.shape == want.shape
-        and torch.allclose(out, want.clamp(min=0), atol=1e-6)
-        and not torch.allclose(want, want.clamp(min=0), atol=1e-6)
-    ):
-        raise Mismatch("Your output goes through a ReLU after the last layer, so it is never negative: the output "
-                       "must be able to take any real value.")
-    compare(out, want, "the output of your module", atol=1e-5, rtol=1e-4)
-
+# --- q1 · 03.1/03.2 a module whose parameters all register (judged in _nn_modules) -------------------
 
 q1 = _declare(
     "q1",
@@ -428,7 +367,7 @@ q6 = chapter.exercise(
     atol=1e-5,
     rtol=1e-4,
     forbids=[Uses("torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss",
-                  says="compute it from log_softmax, with no cross_entropy call or CrossEntropyLoss")],
+                  says="compute it from the formula, with no cross_entropy call or CrossEntropyLoss")],
     solution_code='''
 def smoothed_cross_entropy(logits, labels, smoothing):
     log_p = logits.log_softmax(dim=1)
@@ -459,84 +398,7 @@ def smoothed_cross_entropy(logits, labels, smoothing):
 )
 
 
-# --- q7 · 03.5 a hook that records activations -----------------------------------------------------
-
-
-def _hooked_case(generator: torch.Generator, device: str) -> tuple[nn.Module, torch.Tensor, list[str]]:
-    width = _randint(generator, 2, 6)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_randint(generator, 0, 2**31))
-        model = nn.Sequential(
-            OrderedDict(
-                [
-                    ("fc1", nn.Linear(3, width)),
-                    ("act1", nn.Tanh()),
-                    ("fc2", nn.Linear(width, width)),
-                    ("act2", nn.ReLU()),
-                    ("out", nn.Linear(width, 2)),
-                ]
-            )
-        ).to(device)
-    names = ["fc1", "act1", "fc2", "act2", "out"]
-    chosen = [n for n in names if _randint(generator, 0, 2)] or ["fc2"]
-    x = torch.randn(_randint(generator, 1, 6), 3, generator=generator).to(device)
-    return model, x, chosen
-
-
-def _nested_case(names: list[str]) -> Callable[[str], Case]:
-    """A model with a block inside it: names from named_modules() that are nested ("block.0"), the
-    block itself, and "" (the model), which neither getattr nor named_children() find."""
-
-    def case(device: str) -> Case:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(7)
-            block = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
-            model = nn.Sequential(OrderedDict([("stem", nn.Linear(3, 4)), ("block", block),
-                                               ("head", nn.Linear(4, 2))])).to(device)
-        x = torch.randn(3, 3, generator=torch.Generator().manual_seed(7)).to(device)
-        return model, x, list(names)
-
-    return case
-
-
-def record_activations(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    recorded: dict[str, torch.Tensor] = {}
-    modules = dict(model.named_modules())
-    handles = []
-    for name in names:
-
-        def hook(module, args, output, name=name):
-            recorded[name] = output.detach()
-
-        handles.append(modules[name].register_forward_hook(hook))
-    try:
-        model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return recorded
-
-
-def _no_hooks_left(result: Any, case: Case) -> str | None:
-    model = case[0]
-    if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
-        return (
-            "The values are right, but your hooks are still registered: they would run on every later call."
-        )
-    return None
-
-
-def _recorded_inputs(model, x, names):
-    recorded = {}
-    modules = dict(model.named_modules())
-    handles = [
-        modules[n].register_forward_hook(lambda m, a, o, n=n: recorded.__setitem__(n, a[0].detach())) for n in names
-    ]
-    model(x)
-    for handle in handles:
-        handle.remove()
-    return recorded
-
+# --- q7 · 03.5 a hook that records activations (in _nn_modules) --------------------------------------
 
 q7 = chapter.exercise(
     "q7",
@@ -561,50 +423,7 @@ q7 = chapter.exercise(
 )
 
 
-# --- q8 · 03.5 global pruning to a target sparsity --------------------------------------------------
-
-
-def _weights_case(generator: torch.Generator, device: str) -> tuple[list[torch.Tensor], float]:
-    weights = []
-    for _ in range(_randint(generator, 2, 5)):
-        shape = (_randint(generator, 1, 6), _randint(generator, 1, 6))
-        weights.append((torch.randn(shape, generator=generator) * _uniform(generator, 0.2, 3.0)).to(device))
-    total = sum(w.numel() for w in weights)
-    return weights, _randint(generator, 1, total) / total
-
-
-_DISTINCT = [torch.tensor([[0.5, -1.2], [2.0, -0.1], [0.9, -3.0]]),
-             torch.tensor([[0.05, -0.7, 1.5], [-0.3, 2.5, 0.2]])]  # 12 entries, no two of the same |w|
-
-
-def global_prune_masks(weights: list[torch.Tensor], amount: float) -> list[torch.Tensor]:
-    holders = []
-    for w in weights:
-        holder = nn.Module()
-        holder.weight = nn.Parameter(w.detach().clone())
-        holders.append(holder)
-    prune.global_unstructured([(h, "weight") for h in holders], pruning_method=prune.L1Unstructured, amount=amount)
-    return [h.weight_mask for h in holders]
-
-
-def _per_tensor(weights, amount):
-    masks = []
-    for w in weights:
-        k = round(amount * w.numel())
-        mask = torch.ones_like(w)
-        if k:
-            mask.view(-1)[w.abs().flatten().topk(k, largest=False).indices] = 0
-        masks.append(mask)
-    return masks
-
-
-def _largest(weights, amount):
-    flat = torch.cat([w.abs().flatten() for w in weights])
-    k = round(amount * flat.numel())
-    keep = torch.ones_like(flat)
-    keep[flat.topk(k).indices] = 0
-    return [m.view_as(w) for m, w in zip(keep.split([w.numel() for w in weights]), weights, strict=True)]
-
+# --- q8 · 03.5 global pruning to a target sparsity (in _nn_modules) ----------------------------------
 
 q8 = chapter.exercise(
     "q8",
@@ -633,202 +452,7 @@ q8 = chapter.exercise(
 )
 
 
-# --- q9, q10 · 03.6 optimizers written from scratch -------------------------------------------------
-
-
-def _loss(params: list[torch.Tensor]) -> torch.Tensor:
-    """A fixed non-quadratic loss of the parameters: each coordinate has its own curvature."""
-    total = torch.zeros((), dtype=params[0].dtype)
-    for p in params:
-        scale = torch.arange(1, p.numel() + 1, dtype=p.dtype).view_as(p) / p.numel()
-        total = total + 0.5 * (scale * p**2).sum() + torch.sin(3 * p).sum()
-    return total
-
-
-def _groups_case(
-    generator: torch.Generator, options: dict[str, list[Any]]
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    groups = []
-    for g in range(_randint(generator, 1, 4)):
-        params = [
-            torch.randn(_randint(generator, 1, 4), _randint(generator, 1, 4), generator=generator, dtype=torch.float64)
-            for _ in range(_randint(generator, 1, 3))
-        ]
-        group: dict[str, Any] = {"params": params}
-        for key, values in options.items():
-            if g and _randint(generator, 0, 2):  # later groups sometimes override the defaults
-                group[key] = _choice(generator, values)
-        groups.append(group)
-    defaults = {key: _choice(generator, values) for key, values in options.items()}
-    return groups, defaults
-
-
-def _overriding_case(defaults: dict[str, Any], *overrides: dict[str, Any]) -> Callable[[str], Case]:
-    """Groups that set their own values (the first group too) for every setting, each differing from the
-    default, and a group that keeps the defaults: a setting read from the defaults, or from the first
-    group, for every group shows."""
-
-    def case(device: str) -> Case:
-        generator = torch.Generator().manual_seed(len(overrides))
-        groups = [
-            {"params": [torch.randn(2, 3, generator=generator, dtype=torch.float64),
-                        torch.randn(3, generator=generator, dtype=torch.float64)], **override}
-            for override in overrides
-        ]
-        return groups, dict(defaults)
-
-    return case
-
-
-def _train_optimizer(make: Callable[[list[dict[str, Any]]], Any], groups: list[dict[str, Any]], steps: int = 6):
-    copies = [{**g, "params": [p.detach().clone().requires_grad_() for p in g["params"]]} for g in groups]
-    optimizer = make(copies)
-    params = [p for g in copies for p in g["params"]]
-    for _ in range(steps):
-        optimizer.zero_grad()
-        _loss(params).backward()
-        optimizer.step()
-    return optimizer, [p.detach() for p in params]
-
-
-def _empty(function: Any) -> bool:
-    code = getattr(inspect.unwrap(function), "__code__", None)
-    return code is not None and code.co_code == _EMPTY.co_code and code.co_consts[:1] in ((None,), ())
-
-
-def _EMPTY_BODY() -> None: ...
-
-
-_EMPTY = _EMPTY_BODY.__code__
-
-
-def _is_placeholder_class(answer: Any) -> bool:
-    """The exercise's class skeleton: ``__init__`` and ``step`` whose bodies are still ``...``."""
-    answer = getattr(answer, "__wrapped__", answer)  # the check hands judges its guarded wrapper
-    return (
-        isinstance(answer, type)
-        and all(name in vars(answer) for name in ("__init__", "step"))
-        and _empty(vars(answer)["__init__"])
-        and _empty(vars(answer)["step"])
-    )
-
-
-def _judge_optimizer(torch_class: type, misconceptions: list[tuple[type, str]]) -> Judge:
-    def judge(answer: Callable[..., Any], case: Case) -> None:
-        groups, defaults = case
-        if _is_placeholder_class(answer):
-            raise NotAttempted
-
-        def learner(gs):
-            optimizer = call_answer(answer, gs, *defaults.values())  # positionally, in the signature's order
-            if isinstance(optimizer, torch.optim.Optimizer):  # every step is the learner's code too: guarded
-                step = optimizer.step
-                optimizer.step = lambda *args, **kwargs: call_answer(step, *args, **kwargs)
-            return optimizer
-
-        try:
-            optimizer, weights = _train_optimizer(learner, groups)
-        except (Mismatch, NotAttempted):
-            raise
-        except Exception as error:  # zero_grad/step of the learner's class
-            raise Mismatch(f"Training with your optimizer raised {type(error).__name__}: {error}") from None
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise Mismatch("Your class is not a torch.optim.Optimizer, which provides param_groups, state, "
-                           "zero_grad and state_dict.")
-        _, expected = _train_optimizer(lambda gs: torch_class(gs, **defaults), groups)
-        if len(weights) != len(expected) or any(w.shape != e.shape for w, e in zip(weights, expected, strict=False)):
-            raise Mismatch(
-                "Your optimizer changed the parameters' shapes: a step must keep each parameter as it is, and "
-                "change only its values."
-            )
-        if all(torch.allclose(w, e, rtol=1e-9, atol=1e-12) for w, e in zip(weights, expected, strict=True)):
-            return
-        initial = [p for g in groups for p in g["params"]]
-        if all(torch.equal(w, p) for w, p in zip(weights, initial, strict=True)):
-            raise Mismatch(
-                "Your step() left every parameter unchanged: nothing was updated in place."
-            )
-        for wrong, feedback in misconceptions:
-            _, theirs = _train_optimizer(lambda gs, wrong=wrong: wrong(gs, *defaults.values()), groups)
-            if all(torch.allclose(w, t, rtol=1e-9, atol=1e-12) for w, t in zip(weights, theirs, strict=True)):
-                raise Mismatch(feedback)
-        first = next(
-            i
-            for i, (w, e) in enumerate(zip(weights, expected, strict=True))
-            if not torch.allclose(w, e, rtol=1e-9, atol=1e-12)
-        )
-        raise Mismatch(
-            f"After 6 steps the weights differ from torch.optim.{torch_class.__name__}'s, starting with parameter "
-            f"{first} (of {len(weights)}, over {len(groups)} parameter group(s), defaults {defaults})."
-        )
-
-    return judge
-
-
-class SGDMomentum(torch.optim.Optimizer):
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
-
-    @torch.no_grad()
-    def step(self):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad + group["weight_decay"] * p
-                state = self.state[p]
-                if group["momentum"]:
-                    if "buffer" not in state:
-                        state["buffer"] = g.clone()
-                    else:
-                        state["buffer"].mul_(group["momentum"]).add_(g)
-                    g = state["buffer"]
-                p.sub_(group["lr"] * g)
-
-
-class _SGDDecoupled(SGDMomentum):
-    @torch.no_grad()
-    def step(self):
-        for group in self.param_groups:
-            for p in group["params"]:
-                state = self.state[p]
-                g = p.grad.clone()
-                state["buffer"] = g if "buffer" not in state else state["buffer"] * group["momentum"] + g
-                p.sub_(group["lr"] * state["buffer"] + group["lr"] * group["weight_decay"] * p)
-
-
-class _SGDDampened(SGDMomentum):
-    @torch.no_grad()
-    def step(self):
-        for group in self.param_groups:
-            for p in group["params"]:
-                state = self.state[p]
-                g = p.grad + group["weight_decay"] * p
-                m = group["momentum"]
-                state["buffer"] = g if "buffer" not in state else state["buffer"] * m + (1 - m) * g
-                p.sub_(group["lr"] * state["buffer"])
-
-
-class _SGDDefaultsOnly(SGDMomentum):
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
-        super().__init__(params, lr, momentum, weight_decay)
-        self.fixed = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
-
-    @torch.no_grad()
-    def step(self):
-        for group in self.param_groups:
-            for p in group["params"]:
-                state = self.state[p]
-                g = p.grad + self.fixed["weight_decay"] * p
-                state["buffer"] = g if "buffer" not in state else state["buffer"] * self.fixed["momentum"] + g
-                p.sub_(self.fixed["lr"] * state["buffer"])
-
-
-def _sgd_case(generator: torch.Generator, device: str) -> tuple[Any, ...]:
-    return _groups_case(
-        generator, {"lr": [0.01, 0.05, 0.1], "momentum": [0.0, 0.5, 0.9], "weight_decay": [0.0, 0.01, 0.3]}
-    )
-
+# --- q9, q10 · 03.6 optimizers written from scratch (judged in _nn_optim) ----------------------------
 
 q9 = _declare(
     "q9",
@@ -869,67 +493,6 @@ q9 = _declare(
         "g = p.grad + weight_decay·p; the buffer starts as a copy of g, then buf = momentum·buf + g; p -= lr·buf.",
     ],
 )
-
-
-class MyAdam(torch.optim.Optimizer):
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
-
-    @torch.no_grad()
-    def step(self):
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad + group["weight_decay"] * p
-                state = self.state[p]
-                if not state:
-                    state["step"], state["m"], state["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
-                state["step"] += 1
-                state["m"].mul_(beta1).add_((1 - beta1) * g)
-                state["v"].mul_(beta2).add_((1 - beta2) * g * g)
-                m_hat = state["m"] / (1 - beta1 ** state["step"])
-                v_hat = state["v"] / (1 - beta2 ** state["step"])
-                p.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))
-
-
-def _adam_variant(*, correct: bool = True, eps_inside: bool = False, decoupled: bool = False) -> type:
-    class Variant(MyAdam):
-        @torch.no_grad()
-        def step(self):
-            for group in self.param_groups:
-                beta1, beta2 = group["betas"]
-                for p in group["params"]:
-                    wd = group["weight_decay"]
-                    g = p.grad if decoupled else p.grad + wd * p
-                    state = self.state[p]
-                    if not state:
-                        state["step"], state["m"], state["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
-                    state["step"] += 1
-                    state["m"] = beta1 * state["m"] + (1 - beta1) * g
-                    state["v"] = beta2 * state["v"] + (1 - beta2) * g * g
-                    t = state["step"]
-                    m_hat = state["m"] / (1 - beta1**t) if correct else state["m"]
-                    v_hat = state["v"] / (1 - beta2**t) if correct else state["v"]
-                    denom = (v_hat + group["eps"]).sqrt() if eps_inside else v_hat.sqrt() + group["eps"]
-                    if decoupled:
-                        p.mul_(1 - group["lr"] * wd)
-                    p.sub_(group["lr"] * m_hat / denom)
-
-    return Variant
-
-
-def _adam_case(generator: torch.Generator, device: str) -> tuple[Any, ...]:
-    return _groups_case(
-        generator,
-        {
-            "lr": [0.01, 0.1],
-            "betas": [(0.9, 0.999), (0.5, 0.9), (0.8, 0.99)],
-            "eps": [1e-8, 1e-2, 0.1],
-            "weight_decay": [0.0, 0.1],
-        },
-    )
 
 
 q10 = _declare(
@@ -974,40 +537,7 @@ q10 = _declare(
 )
 
 
-# --- q11 · 03.6 the StepLR schedule in closed form --------------------------------------------------
-
-
-def _schedule_case(generator: torch.Generator, device: str) -> tuple[float, int, float, int]:
-    return (
-        _choice(generator, [0.1, 0.5, 1.0, 0.03]),
-        _randint(generator, 1, 6),
-        _choice(generator, [0.1, 0.5, 0.9]),
-        _randint(generator, 2, 25),
-    )
-
-
-def step_lr_schedule(base_lr: float, step_size: int, gamma: float, epochs: int) -> torch.Tensor:
-    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=base_lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
-    rates = []
-    for _ in range(epochs):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return torch.tensor(rates, dtype=torch.float64)
-
-
-def _closed(offset: int = 0, restart: bool = False, exponential: bool = False) -> Callable[..., torch.Tensor]:
-    def wrong(base_lr, step_size, gamma, epochs):
-        e = torch.arange(epochs, dtype=torch.float64)
-        power = e if exponential else torch.div(e + offset, step_size, rounding_mode="floor")
-        rates = base_lr * gamma**power
-        if restart:
-            rates[-1] = base_lr
-        return rates
-
-    return wrong
-
+# --- q11 · 03.6 the StepLR schedule in closed form (reference in _nn_optim) --------------------------
 
 q11 = chapter.exercise(
     "q11",
@@ -1047,86 +577,7 @@ def step_lr_schedule(base_lr, step_size, gamma, epochs):
 )
 
 
-# --- q12 · 03.7 a checkpoint that resumes exactly ---------------------------------------------------
-
-
-def _make_training(seed: int) -> tuple[nn.Module, torch.optim.Optimizer, Any]:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = nn.Sequential(nn.Linear(3, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 1))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
-    return model, optimizer, scheduler
-
-
-def _train_epochs(model: nn.Module, optimizer: Any, scheduler: Any, epochs: range) -> None:
-    for epoch in epochs:
-        data = torch.randn(8, 3, generator=torch.Generator().manual_seed(epoch))
-        optimizer.zero_grad()
-        model(data).pow(2).mean().backward()
-        optimizer.step()
-        scheduler.step()
-
-
-def _checkpoint_case(generator: torch.Generator, device: str) -> tuple[Any, ...]:
-    model, optimizer, scheduler = _make_training(_randint(generator, 0, 2**31))
-    epoch = _randint(generator, 1, 5)
-    _train_epochs(model, optimizer, scheduler, range(epoch))
-    return model, optimizer, scheduler, epoch
-
-
-def make_checkpoint(model: nn.Module, optimizer: Any, scheduler: Any, epoch: int) -> dict[str, Any]:
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "epoch": epoch,
-    }
-
-
-def _judge_checkpoint(answer: Callable[..., Any], case: Case) -> None:
-    learner = copy.deepcopy(case)
-    straight_model, straight_opt, straight_sched, epoch = copy.deepcopy(case)
-    checkpoint = call_answer(answer, *learner)
-    if not isinstance(checkpoint, dict):
-        raise Mismatch(f"Return a dict (the checkpoint), not {describe(checkpoint)}.")
-    missing = [k for k in ("model", "optimizer", "scheduler", "epoch") if k not in checkpoint]
-    if missing:
-        raise Mismatch(f"The checkpoint has no {missing} entry: it needs 'model', 'optimizer', 'scheduler' and "
-                       "'epoch'.")
-    buffer = io.BytesIO()
-    try:
-        torch.save(checkpoint, buffer)
-        buffer.seek(0)
-        loaded = torch.load(buffer, weights_only=True)
-    except Exception as error:  # what torch.save or the safe unpickler says about the learner's objects
-        raise Mismatch(
-            f"Saving and loading your checkpoint with weights_only=True failed ({type(error).__name__}): it loads "
-            "tensors, numbers and plain containers, not whole models, optimizers or schedulers."
-        ) from None
-    model, optimizer, scheduler = _make_training(seed=12345)
-    try:
-        model.load_state_dict(loaded["model"])
-        optimizer.load_state_dict(loaded["optimizer"])
-        scheduler.load_state_dict(loaded["scheduler"])
-    except Exception as error:  # a state dict of the wrong object, or something that is not one
-        raise Mismatch(
-            f"Loading your checkpoint's state dicts raised {type(error).__name__}: {str(error).splitlines()[0]}"
-        ) from None
-    if loaded["epoch"] != epoch:
-        raise Mismatch("The epoch stored is not the number of epochs trained so far.")
-    _train_epochs(straight_model, straight_opt, straight_sched, range(epoch, epoch + 3))
-    _train_epochs(model, optimizer, scheduler, range(epoch, epoch + 3))
-    if optimizer.param_groups[0]["lr"] != straight_opt.param_groups[0]["lr"]:
-        raise Mismatch("After resuming, the learning rate differs: the scheduler started again from its initial "
-                       "state.")
-    for (name, value), expected in zip(model.state_dict().items(), straight_model.state_dict().values(), strict=True):
-        if not torch.equal(value, expected):
-            raise Mismatch(
-                f"Resumed training drifts away from the uninterrupted run ({name} differs after 3 more epochs): the "
-                "optimizer restarted without Adam's moments, which are part of the training state."
-            )
-
+# --- q12 · 03.7 a checkpoint that resumes exactly (judged in _nn_checkpoint) -------------------------
 
 q12 = _declare(
     "q12",
