@@ -132,3 +132,18 @@ def test_a_warning_is_shown_as_its_message_never_a_line_of_source(double):
 
     message = _incorrect(double, noisy, "UserWarning: careful")
     assert "second line" not in message and "warnings.warn" not in message and ".py:" not in message
+
+
+def test_a_result_that_contains_itself_is_feedback_not_a_crash(double):
+    def loop(x):
+        out = [x * 2]
+        out.append(out)
+        return out
+
+    def loop_in_dict(x):
+        d = {"y": x * 2}
+        d["self"] = d
+        return (d,)
+
+    _incorrect(double, loop, "list in which a list holds itself")
+    _incorrect(double, loop_in_dict, "tuple in which a dict holds itself")

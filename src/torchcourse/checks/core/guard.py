@@ -280,4 +280,24 @@ def call_answer(answer: Callable[..., Any], *args: Any, _guard: _Guarded | None 
     guard.last_result = result
     if result is ...:
         raise NotAttempted
+    inside = _holds_itself(result)
+    if inside is not None:
+        guard.last_result = None  # nothing can show or compare it: never shown as "you returned"
+        raise Mismatch(f"{who} returned a {type(result).__name__} in which a {inside} holds itself: a value that "
+                       "contains itself never ends, so it cannot be an answer.")
     return result
+
+
+def _holds_itself(value: Any, open_: tuple[int, ...] = ()) -> str | None:
+    """The type of a list, tuple or dict inside ``value`` that contains itself, or None (the walk follows only
+    containers, as the comparison does; without this check the comparison would recurse forever)."""
+    if not isinstance(value, (list, tuple, dict)) or len(open_) > 100:
+        return None
+    if id(value) in open_:
+        return type(value).__name__
+    inner = value.values() if isinstance(value, dict) else value
+    for item in inner:
+        found = _holds_itself(item, (*open_, id(value)))
+        if found is not None:
+            return found
+    return None
