@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +15,15 @@ import torch
 from grading import accepted, rejected
 from PIL import Image
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader, Dataset, RandomSampler, get_worker_info
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, get_worker_info
 from torchvision import transforms
 from torchvision.transforms import v2
 
-from torchcourse.checks import data
+from torchcourse.checks import _data_weights, data
+from torchcourse.checks.core import Status
 
 # torchvision 0.29 deprecates its image decoders (for TorchCodec); one accepted answer uses decode_image.
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
-
-
 
 
 @pytest.mark.parametrize("ex", list(data.chapter.exercises.values()), ids=lambda ex: ex.id)
@@ -143,14 +143,29 @@ def make_dataset(root):
     return Items()
 
 
+class NumpyImages(Dataset):
+    """Another correct answer: the pixels through NumPy, the labels kept in a tensor and read with .item()."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        with open(self.root / "labels.csv", newline="") as f:
+            reader = csv.reader(f)
+            next(reader)
+            names, labels = zip(*reader, strict=True)
+        self.names, self.labels = list(names), torch.tensor([int(y) for y in labels])
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, i):
+        with Image.open(self.root / self.names[i]) as image:
+            pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+        return torch.from_numpy(pixels).permute(2, 0, 1), self.labels[i].item()
+
+
 class ListItems(data.LabelledImages):
     def __getitem__(self, i):
         return list(super().__getitem__(i))
-
-
-@pytest.mark.parametrize("answer", [ReadsWithPandasStyle, make_dataset])
-def test_q1_other_correct_answers(answer):
-    accepted(data.q1, answer)
 
 
 def test_q1_a_sample_is_the_pair_the_statement_names():
@@ -189,12 +204,12 @@ def test_q2_padding_with_ones():
 
 
 def _by_hand(samples):
-    longest = max(len(x) for x, _ in samples)
-    features = samples[0][0].shape[1]
-    padded = samples[0][0].new_zeros(len(samples), longest, features)
+    lengths = torch.tensor([len(x) for x, _ in samples])
+    first = samples[0][0]
+    padded = first.new_zeros(len(samples), lengths.max().item(), first.shape[1])
     for i, (x, _) in enumerate(samples):
         padded[i, : len(x)] = x
-    return padded, torch.tensor([len(x) for x, _ in samples]), torch.tensor([y for _, y in samples])
+    return padded, lengths, torch.tensor([y for _, y in samples])
 
 
 def _padded_with_f_pad(samples):
@@ -204,19 +219,16 @@ def _padded_with_f_pad(samples):
     return padded, lengths, torch.as_tensor([y for _, y in samples])
 
 
+def _packed(samples):
+    from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
+
+    padded, lengths = pad_packed_sequence(pack_sequence([x for x, _ in samples], enforce_sorted=False),
+                                          batch_first=True)
+    return padded, lengths, torch.from_numpy(np.array([y for _, y in samples], dtype=np.int64))
+
+
 def _list_result(samples):
     return list(data.pad_collate(samples))
-
-
-def _pad_sequence(samples):
-    sequences, labels = zip(*samples, strict=True)
-    lengths = torch.tensor([len(x) for x in sequences])
-    return torch.nn.utils.rnn.pad_sequence(list(sequences), batch_first=True), lengths, torch.tensor(labels)
-
-
-@pytest.mark.parametrize("answer", [_by_hand, _padded_with_f_pad, _pad_sequence])
-def test_q2_other_correct_answers(answer):
-    accepted(data.q2, answer)
 
 
 def test_q2_the_tuple_the_statement_names():
@@ -251,13 +263,68 @@ def test_q3_zero_weight():
     rejected(data.q3, zero, "positive")
 
 
+def _present_counts(labels):  # right only where every class id from 0 to the largest has samples
+    _, counts = torch.unique(labels, return_counts=True)
+    return 1.0 / counts[labels].double()
+
+
+def test_q3_counts_of_the_classes_present_only():
+    """The labels always used every class 0..K-1, so counting the classes present and indexing those counts by
+    class id passed, though a class id with no sample shifts them (or indexes past their end)."""
+    message = rejected(data.q3, _present_counts, "no sample", "no longer lines up with the class ids")
+    assert "unique(" not in message and "bincount" not in message  # the defect, not the fix
+    accepted(data.q3, data.balanced_weights)
+
+
+def test_q3_a_class_without_samples_divided_by():
+    def normalised_per_class(labels):
+        per_class = 1.0 / torch.bincount(labels).double()  # inf for a class id with no sample
+        return (per_class / per_class.sum())[labels]
+
+    rejected(data.q3, normalised_per_class, "no sample", "its count is 0")
+
+
+def test_q3_a_class_id_with_no_sample_draws_nothing():
+    """Each class present gets the same total: one the labels skip has none, and is not held against the answer."""
+    labels = torch.tensor([4, 4, 1, 4, 4, 4, 4])
+    _data_weights._check_weights(data.balanced_weights, labels)  # passes: classes 0, 2 and 3 are absent
+
+
+def test_q3_the_hidden_labels_span_the_statement():
+    cases = [data.q3.make_case(t, "cpu")[0] for t in range(data.q3.total_cases)]
+    counts = [torch.bincount(labels) for labels in cases]
+    assert all(labels.dtype == torch.int64 for labels in cases)
+    assert all(c[c > 0].min() < c.max() for c in counts)  # always unbalanced
+    assert all(not torch.equal(labels, labels.sort().values) for labels in cases)  # shuffled
+    assert any(c[0] == 0 for c in counts)  # no sample of class 0
+    assert any(bool((c[1:-1] == 0).any()) and c[0] > 0 for c in counts)  # a gap in the middle
+    assert any((c == 1).any() for c in counts)  # a class of a single sample
+    assert any(int((c > 0).sum()) == 2 for c in counts)  # two classes only
+    assert any(bool((c > 0).all()) for c in counts)  # and the convenient case too
+    assert max(int(c.argmax()) for c in counts) > 0  # the largest class is not always class 0
+
+
+def test_q3_samples_of_a_class_drawn_unequally():
+    def uneven(labels):
+        w = data.balanced_weights(labels)
+        first = labels == labels[0]
+        w[first] = torch.linspace(0.5, 1.5, int(first.sum()), dtype=w.dtype) * w[first]
+        return w
+
+    rejected(data.q3, uneven, "not the samples within a class")
+
+
 @pytest.mark.parametrize(
     "answer",
     [
         lambda labels: len(labels) / torch.bincount(labels)[labels].float(),
-        lambda labels: torch.tensor([1 / (labels == y).sum().item() for y in labels], device=labels.device),
         lambda labels: (1.0 / torch.bincount(labels).double())[labels] / 7,
+        lambda labels: torch.tensor([1 / n for n in map(Counter(labels.tolist()).get, labels.tolist())],
+                                    dtype=torch.float64, device=labels.device),
+        lambda labels: 1 / (labels[:, None] == labels[None, :]).sum(1).float(),
+        lambda labels: 1 / torch.bincount(labels)[labels].half(),
     ],
+    ids=["scaled", "scaled_down", "counter", "pairs", "half"],
 )
 def test_q3_other_correct_answers(answer):
     accepted(data.q3, answer)
@@ -299,24 +366,17 @@ def test_q4_unseeded_generator():
     rejected(data.q4, _unseeded, "same loader seed gave different numbers")
 
 
-def _mod_seed(worker_id):
-    info = get_worker_info()
-    info.dataset.rng = np.random.default_rng(info.seed % 2**32)
-
-
-def _pcg(worker_id):
-    info = get_worker_info()
-    info.dataset.rng = np.random.Generator(np.random.PCG64(info.seed))
-
-
 def _sequence_seed(worker_id):
     info = get_worker_info()
-    info.dataset.rng = np.random.default_rng([info.id, info.seed])
+    info.dataset.rng = np.random.Generator(np.random.PCG64([info.id, info.seed]))
 
 
-@pytest.mark.parametrize("answer", [_mod_seed, _pcg, _sequence_seed])
-def test_q4_other_correct_answers(answer):
-    accepted(data.q4, answer)
+def _initial_seed(worker_id):  # torch's generator in a worker starts from the worker's seed
+    get_worker_info().dataset.rng = np.random.default_rng(torch.initial_seed())
+
+
+def _drawn_seed(worker_id):  # a seed drawn from the worker's torch generator
+    get_worker_info().dataset.rng = np.random.default_rng(torch.randint(0, 2**62, ()).item())
 
 
 # --- q5 · Normalize statistics --------------------------------------------------------------------
@@ -369,9 +429,33 @@ def _per_batch_sums(batches):
     return mean, (sum(q for _, q, _ in sums) / n - mean**2).sqrt()
 
 
-@pytest.mark.parametrize("answer", [_per_batch_sums, _welford_like, _variance_form])
-def test_q5_other_correct_answers(answer):
-    accepted(data.q5, answer)
+def _einsum_sums(batches):
+    total = squares = 0
+    count = 0
+    for batch in batches:
+        x = batch.double()
+        total = total + torch.einsum("nchw->c", x)
+        squares = squares + torch.einsum("nchw,nchw->c", x, x)
+        count += x.numel() // x.shape[1]
+    mean = total / count
+    return mean, torch.sqrt(squares / count - mean * mean)
+
+
+def _numpy_sums(batches):
+    total = squares = 0.0
+    count = 0
+    for batch in batches:
+        x = batch.detach().cpu().numpy().astype(np.float64)
+        total = total + x.sum(axis=(0, 2, 3))
+        squares = squares + (x**2).sum(axis=(0, 2, 3))
+        count += x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / count
+    std = np.sqrt(squares / count - mean**2)
+    return torch.from_numpy(mean).to(batches[0].device), torch.from_numpy(std).to(batches[0].device)
+
+
+def test_q5_other_correct_answers():
+    accepted(data.q5, _per_batch_sums)
 
 
 def test_q5_the_pair_is_a_tuple():
@@ -447,9 +531,22 @@ def _lambda_pipeline(crop):
     return apply
 
 
-@pytest.mark.parametrize("answer", [_v2, _tensor_first, _lambda_pipeline])
-def test_q6_other_correct_answers(answer):
-    accepted(data.q6, answer)
+def _numpy_pipeline(crop):
+    def apply(image):
+        grey = image.convert("L")
+        w, h = grey.size
+        short = crop + 4
+        size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+        pixels = np.asarray(grey.resize(size, Image.BILINEAR), dtype=np.float32) / 255
+        top, left = round((pixels.shape[0] - crop) / 2), round((pixels.shape[1] - crop) / 2)
+        pixels = pixels[top: top + crop, left: left + crop]
+        return torch.from_numpy((pixels - 0.5) / 0.5).unsqueeze(0)
+
+    return apply
+
+
+def test_q6_other_correct_answers():
+    accepted(data.q6, _tensor_first)
 
 
 # --- q7 · numeric class order ---------------------------------------------------------------------
@@ -518,7 +615,19 @@ def _padded_sort(root):
     return classes, {c: classes.index(c) for c in classes}
 
 
-@pytest.mark.parametrize("answer", [_imagefolder_subclass, _pathlib, _padded_sort])
+def _numpy_argsort(root):
+    names = [n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n))]
+    classes = [names[i] for i in np.argsort([int(n) for n in names])]
+    return classes, {c: i for i, c in enumerate(classes)}
+
+
+def _torch_argsort(root):
+    names = [e.name for e in os.scandir(root) if e.is_dir()]
+    classes = [names[i.item()] for i in torch.tensor([int(n) for n in names]).argsort()]
+    return classes, {c: i for i, c in enumerate(classes)}
+
+
+@pytest.mark.parametrize("answer", [_imagefolder_subclass, _padded_sort])
 def test_q7_other_correct_answers(answer):
     accepted(data.q7, answer)
 
@@ -579,11 +688,22 @@ def test_q8_not_a_loader():
     rejected(data.q8, lambda d, b, s: list(data.make_loader(d, b, s)), "DataLoader")
 
 
+class _NumpyShuffle(Sampler):
+    """A new permutation every epoch, from a NumPy generator of the sampler's own."""
+
+    def __init__(self, n, seed):
+        self.n, self.rng = n, np.random.default_rng(seed)
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        return iter(self.rng.permutation(self.n).tolist())
+
+
 @pytest.mark.parametrize(
     "answer",
     [
-        lambda d, b, s: DataLoader(d, batch_size=b, drop_last=True,
-                                   sampler=RandomSampler(d, generator=torch.Generator().manual_seed(s))),
         lambda d, b, s: DataLoader(d, b, True, drop_last=True, generator=torch.Generator().manual_seed(s + 12345)),
         lambda d, b, s: DataLoader(d, b, shuffle=True, drop_last=True, num_workers=0,
                                    generator=torch.Generator().manual_seed(s * 3 + 1)),
@@ -641,6 +761,61 @@ def _transposed_then_back(path, array):
     data.write_idx(path, array.cpu().t().t() if array.dim() == 1 else array.cpu().transpose(1, 2).transpose(1, 2))
 
 
-@pytest.mark.parametrize("answer", [_numpy_header, _struct, _transposed_then_back])
-def test_q9_other_correct_answers(answer):
-    accepted(data.q9, answer)
+def _byte_by_byte(path, array):
+    out = bytearray([0, 0, 8, array.dim()])
+    for size in array.shape:
+        out += size.to_bytes(4, "big")
+    out += bytearray(value.item() for value in array.cpu().reshape(-1))
+    with open(path, "wb") as f:
+        f.write(out)
+
+
+def test_q9_other_correct_answers():
+    accepted(data.q9, _transposed_then_back)
+
+
+# --- three different correct answers per exercise (#24) ------------------------------------------------------------
+
+
+def _unique_inverse(labels):
+    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    return 1.0 / counts[inverse].double()
+
+
+def _numpy_bincount(labels):
+    y = labels.cpu().numpy()
+    return torch.from_numpy(1.0 / np.bincount(y)[y]).to(labels.device)
+
+
+def _loader_with_sampler(d, b, s):
+    sampler = RandomSampler(d, generator=torch.Generator().manual_seed(s))
+    return DataLoader(d, batch_size=b, drop_last=True, sampler=sampler)
+
+
+def _loader_with_batch_sampler(d, b, s):
+    return DataLoader(d, batch_sampler=BatchSampler(RandomSampler(d, generator=torch.Generator().manual_seed(s)), b,
+                                                    drop_last=True))
+
+
+# Each list: different APIs or formulations; where the statement allows it, one goes through .item() and one
+# through NumPy (the statements ask for tensors, a Dataset, a loader or a file, so NumPy stays inside).
+CORRECT = {
+    "q1": [ReadsWithPandasStyle, make_dataset, NumpyImages],
+    "q2": [_by_hand, _padded_with_f_pad, _packed],
+    "q3": [_unique_inverse, _numpy_bincount,
+           lambda labels: torch.tensor([1 / (labels == y).sum().item() for y in labels], device=labels.device)],
+    "q4": [_sequence_seed, _initial_seed, _drawn_seed],
+    "q5": [_welford_like, _einsum_sums, _numpy_sums],
+    "q6": [_v2, _lambda_pipeline, _numpy_pipeline],
+    "q7": [_pathlib, _numpy_argsort, _torch_argsort],
+    "q8": [_loader_with_sampler, _loader_with_batch_sampler,
+           lambda d, b, s: DataLoader(d, b, sampler=_NumpyShuffle(len(d), s), drop_last=True)],
+    "q9": [_numpy_header, _struct, _byte_by_byte],
+}
+
+
+@pytest.mark.parametrize(("qid", "index"), [(q, i) for q in CORRECT for i in range(3)])
+def test_three_correct_answers_are_accepted(qid, index):
+    exercise = data.chapter.exercises[qid]
+    outcome = exercise.grade(CORRECT[qid][index])
+    assert outcome.status is Status.CORRECT, outcome.message

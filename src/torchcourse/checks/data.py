@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..datasets import SHAPES, draw_shape
 from ..lesson import workdir
+from ._data_weights import _CASES, _KINDS, _judge_weights, _unbalanced_labels, balanced_weights
 from ._data_workers import _judge_worker_init, _loader_seeds, seed_worker
 from .core import (
     Case,
@@ -227,49 +228,7 @@ q2 = _declare(
 
 
 # --- q3 · 04.3 balanced sampling weights -------------------------------------------------------------
-
-
-def _unbalanced_labels(generator: torch.Generator, device: str) -> tuple[torch.Tensor]:
-    classes = _randint(generator, 2, 5)
-    counts = [_randint(generator, 1, 12) for _ in range(classes)]
-    counts[0] = max(counts) + 5  # always unbalanced
-    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
-    return (labels[torch.randperm(len(labels), generator=generator)].to(device),)
-
-
-def balanced_weights(labels):
-    counts = torch.bincount(labels)
-    return 1.0 / counts[labels].double()
-
-
-def _judge_weights(answer: Callable[..., Any], case: Case) -> None:
-    (labels,) = case
-    weights = call_answer(answer, labels.clone())
-    if not isinstance(weights, torch.Tensor):
-        raise Mismatch(f"Expected a tensor of weights, one per sample; got {describe(weights)}.")
-    if weights.shape != labels.shape:
-        raise Mismatch(
-            f"Expected one weight per sample, shape {tuple(labels.shape)}; got {tuple(weights.shape)}. "
-            "A weight per class is not what WeightedRandomSampler takes."
-        )
-    if not weights.is_floating_point():
-        raise Mismatch(f"Weights must be floating point, got {weights.dtype}: 1 / count in integers is 0.")
-    if weights.device != labels.device:
-        raise Mismatch(f"Your weights are on device {weights.device}; the labels were on {labels.device}.")
-    w = weights.detach().double().cpu()
-    if bool(torch.isnan(w).any()) or not bool((w > 0).all()):
-        raise Mismatch("Every weight must be a positive number (no NaN, no zero, no negative).")
-    expected = balanced_weights(labels).cpu()
-    shares = torch.zeros(int(labels.max()) + 1, dtype=torch.float64).index_add_(0, labels.cpu(), w / w.sum())
-    if not torch.allclose(shares, torch.full_like(shares, 1 / len(shares)), atol=1e-6):
-        if torch.allclose(w / w.sum(), torch.full_like(w, 1 / len(w))):
-            raise Mismatch("All your weights are equal: sampling with them keeps the classes as unbalanced "
-                           "as they are.")
-        raise Mismatch(
-            "With your weights the classes are not drawn equally often: each class's weights must add up to the "
-            "same total."
-        )
-    torch.testing.assert_close(w / w.sum(), expected / expected.sum())
+# Labels with gaps among the class ids, a single-sample class, two classes; cases and judge: _data_weights.py.
 
 
 q3 = _declare(
@@ -279,6 +238,8 @@ q3 = _declare(
     reference=balanced_weights,
     inputs=_unbalanced_labels,
     judge=_judge_weights,
+    trials=len(_KINDS),  # one of each kind of labels
+    cases=_CASES,
     hints=[
         "A class with n samples should get total weight independent of n, so each of its samples "
         "gets 1/n (only the ratios matter: any common factor is fine).",
