@@ -1018,3 +1018,17 @@ CORRECT = {
 def test_three_correct_answers_are_accepted(qid, index):
     outcome = ch.chapter.exercises[qid].grade(CORRECT[qid][index])
     assert outcome.status is Status.CORRECT, outcome.message
+
+
+def test_q1_a_forward_that_never_returns_is_stopped_and_named(monkeypatch):
+    class Forever(nn.Module):
+        def __init__(self, sizes):
+            super().__init__()
+            self.layers = ch.build_mlp(sizes)
+
+        def forward(self, x):
+            while True:
+                pass
+
+    monkeypatch.setattr(ch.q1, "time_limit", 0.3)
+    rejected(ch.q1, Forever, "Calling your module did not return")

@@ -62,6 +62,15 @@ def _unregistered_layers(model: nn.Module) -> int:
     return count
 
 
+def _call_module(model: nn.Module, x: torch.Tensor) -> Any:
+    """The learner's forward, guarded as any answer is (a time limit, its output, global state)."""
+    try:
+        return call_answer(model, x)
+    except Mismatch as mismatch:
+        text = str(mismatch).removeprefix("Your function ").removeprefix("Your class ")
+        raise Mismatch(f"Calling your module {text}") from None
+
+
 def _judge_mlp(answer: Callable[..., Any], case: Case) -> None:
     (sizes,) = case
     with torch.random.fork_rng(devices=[]):
@@ -71,10 +80,7 @@ def _judge_mlp(answer: Callable[..., Any], case: Case) -> None:
         raise Mismatch(f"Return an nn.Module (for example an nn.Sequential), not {describe(model)}.")
     if any(is_lazy(p) for p in model.parameters()):  # lazy layers (nn.LazyLinear) take their sizes at the first
         with torch.random.fork_rng(devices=[]), torch.no_grad():  # call: the dry run torch prescribes gives them
-            try:
-                model(torch.zeros(1, sizes[0]))
-            except Exception as error:  # the learner's forward may raise anything
-                raise Mismatch(f"Calling your module raised {type(error).__name__}: {error}") from None
+            _call_module(model, torch.zeros(1, sizes[0]))
     params, expected = list(model.parameters()), list(reference.parameters())
     hidden = _unregistered_layers(model)
     if hidden and len(params) < len(expected):
@@ -105,10 +111,7 @@ def _judge_mlp(answer: Callable[..., Any], case: Case) -> None:
     with torch.no_grad():
         nn.utils.vector_to_parameters(nn.utils.parameters_to_vector(params).detach().clone(), reference.parameters())
     x = torch.randn(5, sizes[0], generator=torch.Generator().manual_seed(len(sizes)))
-    try:
-        out = model(x)
-    except Exception as error:  # the learner's forward may raise anything
-        raise Mismatch(f"Calling your module raised {type(error).__name__}: {error}") from None
+    out = _call_module(model, x)
     with torch.no_grad():
         want = reference(x)
     if isinstance(out, torch.Tensor) and out.shape == want.shape and len(sizes) > 2:
