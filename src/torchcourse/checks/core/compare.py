@@ -209,7 +209,8 @@ def _compare(actual: Any, expected: Any, where: str, atol: float | None, rtol: f
         if isinstance(actual, torch.Tensor):
             raise Mismatch(f"{where}: expected a Python number, got {describe(actual)}.")
         if type(actual).__module__ == "numpy":
-            raise Mismatch(f"{where}: expected a Python number, got {describe(actual)}. {_type_hint(actual)}")
+            raise Mismatch(f"{where}: expected a Python number, got {describe(actual)}: a NumPy number is a type of "
+                           "its own (int() or float() gives the Python one).")
         if not _is_number(actual):
             raise Mismatch(f"{where}: expected a number, got {describe(actual)}. {_type_hint(actual)}".strip())
         if isinstance(expected, int) and isinstance(actual, float):
