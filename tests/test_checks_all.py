@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import importlib
 import json
 import math
 import os
@@ -330,3 +331,12 @@ def test_printed_output_is_captured(ex: Exercise, capsys: pytest.CaptureFixture[
     assert outcome.status is Status.INCORRECT
     assert "learner says hello" in outcome.message
     assert "learner says hello" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(chapters()))
+def test_every_exercise_has_three_correct_answers(name):
+    """Each chapter's test file grades three different correct answers per exercise (its CORRECT dict)."""
+    module = importlib.import_module(f"test_checks_{name.split('_', 1)[1]}")
+    correct = module.CORRECT
+    assert set(correct) == set(chapters()[name].exercises), sorted(set(chapters()[name].exercises) ^ set(correct))
+    assert all(len(answers) == 3 and len(set(map(id, answers))) == 3 for answers in correct.values())
