@@ -79,9 +79,13 @@ def test_q1_several_event_files_and_another_tag():
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    def written(path):  # events.out.tfevents.<time>.<host>.<pid>.<writer number>: by name, .10 sorts before .9
+        stamp = path.name.removeprefix("events.out.tfevents.")
+        return int(stamp.split(".", 1)[0]), int(stamp.rsplit(".", 1)[1])
+
     def in_file(pick):
         def answer(logdir, tag):
-            files = sorted(Path(logdir).glob("events.out.tfevents.*"))
+            files = sorted(Path(logdir).glob("events.out.tfevents.*"), key=written)
             events = EventAccumulator(str(pick(files))).Reload().Scalars(tag)
             return min(events, key=lambda e: e.value).step
 

@@ -140,7 +140,7 @@ def _judge_best_step(answer: Callable[..., Any], case: Case) -> None:
         )
     if result == steps[values.index(max(values))]:
         raise Mismatch("That is the step of the largest value: the best loss is the smallest.")
-    if result == steps[-1]:
+    if result == max(steps):  # the latest step, whatever order the event files were read in
         raise Mismatch("That is the last step logged, not the one whose value is smallest.")
     train = _scalars(Path(case[0]), "loss/train") or []
     if train and result == min(train, key=lambda sv: sv[1])[0]:
