@@ -54,16 +54,18 @@ def test_test_runs_lint_then_the_traced_suite_then_the_coverage_gate(monkeypatch
 
 @pytest.fixture
 def course(tmp_path, monkeypatch):
-    """A git clone-like course: one committed notebook."""
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "index.ipynb").write_text("{}")
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    (tmp_path / "notebooks" / "a.ipynb").write_text('{"original": true}')
-    subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"], cwd=tmp_path, check=True)
-    monkeypatch.setattr(commands, "course_root", lambda: tmp_path)
-    monkeypatch.setenv("TORCHCOURSE_BACKUPS", str(tmp_path.parent / "backups"))
-    return tmp_path
+    """A git clone-like course: one committed notebook. Its backups go beside it, in this test's own folder (the
+    folder above ``tmp_path`` is shared by every test of a pytest-xdist worker)."""
+    root = tmp_path / "course"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "index.ipynb").write_text("{}")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    (root / "notebooks" / "a.ipynb").write_text('{"original": true}')
+    subprocess.run(["git", "add", "."], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"], cwd=root, check=True)
+    monkeypatch.setattr(commands, "course_root", lambda: root)
+    monkeypatch.setenv("TORCHCOURSE_BACKUPS", str(tmp_path / "backups"))
+    return root
 
 
 def test_reset_restores_the_committed_notebook_and_keeps_the_learners(course, capsys):
@@ -80,7 +82,7 @@ def test_reset_refuses_what_is_not_the_courses(course, tmp_path):
     with pytest.raises(SystemExit, match="no committed version"):
         main(["reset", str(course / "notebooks" / "new.ipynb")])
     with pytest.raises(SystemExit, match="not a notebook of the course"):
-        main(["reset", str(tmp_path.parent / "elsewhere.ipynb")])
+        main(["reset", str(tmp_path / "elsewhere.ipynb")])
 
 
 def _lesson(course):
