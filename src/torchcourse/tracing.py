@@ -40,21 +40,23 @@ API counts as demonstrated.
 The tracer prints nothing and adds no warning: wrapped calls run through a trampoline that
 carries the caller's file, line and globals, so a warning is attributed (and filtered, and
 shown once) exactly as without the tracer.
+
+The route through the code: this module holds :class:`Tracer` (its state, how a call is recorded and named, the
+``expect_*`` blocks, writing the records) and the API (``start``, ``stop``, ``paused``...). The tracer's other
+halves are mixins: ``_tracing_install.py`` installs the recorders (the torch-function mode, wrappers for functions,
+methods and properties, every change undoable), ``_tracing_watch.py`` watches what cannot be wrapped (the cell
+hooks' rows, names read from modules, classes, the global forward and step hooks). ``_tracing_rewrite.py`` rewrites
+cells, and ``_tracing_common.py`` holds the constants and small helpers they share, with the pause counter.
 """
 
 from __future__ import annotations
 
-import ast
 import builtins
 import contextlib
-import copy
-import dis
 import functools
-import inspect
 import json
 import os
 import sys
-import sysconfig
 import types
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -76,155 +78,39 @@ __all__ = [
     "stop",
 ]
 
+# _STATUS and _pass_through are read here by the tests.
+from ._tracing_common import (  # noqa: F401
+    _BINARY_OP,
+    _BINARY_SUBSCR,
+    _COMPARE_OP,
+    _COMPARISONS,
+    _LEGACY_OPS,
+    _NB_OPS,
+    _PLUMBING,
+    _STATUS,
+    _STORE_SUBSCR,
+    CALL_HOOK,
+    OPERAND_HOOK,
+    PAUSE,
+    _hashable,
+    _library_prefixes,
+    _Mode,
+    _names_in_error,
+    _pass_operand,
+    _pass_through,
+    _Trampoline,
+)
+from ._tracing_install import Installing
+from ._tracing_rewrite import CellRewriter
+from ._tracing_watch import Watching
+
 ENV_VAR = "TORCHCOURSE_TRACE_DIR"
 FORMAT = 1
 
 _TRACER: Tracer | None = None
-_MISSING = object()
-
-# Frames that only pass a call along: skipped when looking for the frame that made the call.
-_PLUMBING = tuple(
-    os.path.join("torch", p)
-    for p in ("overrides.py", "_jit_internal.py", os.path.join("utils", "_device.py"), "_compile.py")
-) + ("functools.py", "abc.py")
-_BINARY_OP = dis.opmap.get("BINARY_OP", -1)
-_COMPARE_OP = dis.opmap["COMPARE_OP"]
-_BINARY_SUBSCR = dis.opmap["BINARY_SUBSCR"]
-_STORE_SUBSCR = dis.opmap["STORE_SUBSCR"]
-_NB_DUNDER = {
-    "ADD": "add",
-    "SUBTRACT": "sub",
-    "MULTIPLY": "mul",
-    "TRUE_DIVIDE": "truediv",
-    "FLOOR_DIVIDE": "floordiv",
-    "POWER": "pow",
-    "REMAINDER": "mod",
-    "MATRIX_MULTIPLY": "matmul",
-    "AND": "and",
-    "OR": "or",
-    "XOR": "xor",
-    "LSHIFT": "lshift",
-    "RSHIFT": "rshift",
-}
-_NB_OPS = [
-    f"__i{_NB_DUNDER[n[11:]]}__" if n.startswith("NB_INPLACE_") else f"__{_NB_DUNDER.get(n[3:], n[3:].lower())}__"
-    for n, _ in getattr(dis, "_nb_ops", [])
-]
-# Python 3.10 has one opcode per operator (BINARY_ADD, INPLACE_ADD...), where 3.11 has BINARY_OP and an argument.
-_LEGACY_OPS = {
-    dis.opmap[f"{kind}_{op}"]: f"__{'i' if kind == 'INPLACE' else ''}{_NB_DUNDER.get(op, 'mod')}__"
-    for kind in ("BINARY", "INPLACE")
-    for op in (*_NB_DUNDER, "MODULO")
-    if f"{kind}_{op}" in dis.opmap
-}
-_COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
-# The hooks a rewritten cell calls (found in builtins, so every cell and function sees them).
-_PAUSED = 0  # how many paused() blocks are open: every recorder then passes through without reading frames
-CALL_HOOK = "__torchcourse_call__"
-OPERAND_HOOK = "__torchcourse_operand__"
-_BINOP_DUNDERS = {
-    ast.Add: "__add__",
-    ast.Sub: "__sub__",
-    ast.Mult: "__mul__",
-    ast.Div: "__truediv__",
-    ast.FloorDiv: "__floordiv__",
-    ast.Mod: "__mod__",
-    ast.Pow: "__pow__",
-    ast.MatMult: "__matmul__",
-    ast.LShift: "__lshift__",
-    ast.RShift: "__rshift__",
-    ast.BitAnd: "__and__",
-    ast.BitOr: "__or__",
-    ast.BitXor: "__xor__",
-}
-# Rows that name an attribute of the classes a factory makes: (factory, a class it makes).
-_FACTORIES: dict[str, Callable[[Any], type]] = {
-    "collections.namedtuple": lambda namedtuple: namedtuple("Sample", "a"),
-}
-# Tensor factories that torch binds by hand without a __torch_function__ check.
-_NOT_DISPATCHED = {"from_numpy", "frombuffer", "range", "from_file"}
 
 
-def _library_prefixes() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-    roots |= {os.path.dirname(os.__file__), os.path.dirname(os.path.abspath(__file__))}
-    for mod in (torch, builtins):
-        origin = getattr(mod, "__file__", None)
-        if origin:
-            roots.add(os.path.dirname(os.path.dirname(os.path.abspath(origin))))
-    return tuple(sorted(os.path.join(r, "") for r in roots))
-
-
-# Inventory names whose object lives elsewhere at run time.
-_ALIASES = {
-    # ctx in a custom Function is a BackwardCFunction; saved_tensors comes from its C base, before FunctionCtx
-    "torch.autograd.function.FunctionCtx.saved_tensors": "torch.autograd.function.BackwardCFunction.saved_tensors",
-}
-
-
-def _resolve(name: str) -> tuple[str, Any, Any, str]:
-    """``(state, owner, object, attribute)`` for a dotted name, importing nothing.
-
-    state is ``"ok"``, ``"missing"`` (the owner is a class without that attribute) or ``"pending"``
-    (its module is not imported yet, or the attribute may be a submodule still to be imported).
-    """
-    parts = _ALIASES.get(name, name).split(".")
-    obj = sys.modules.get(parts[0])
-    if obj is None:
-        obj = vars(builtins).get(parts[0])  # str.format, dict.items: a builtin type is a root too
-        if obj is None or isinstance(obj, types.ModuleType):
-            return "pending", None, _MISSING, parts[-1]
-    owner, attr = None, parts[0]
-    for i, part in enumerate(parts[1:], start=1):
-        owner, attr = obj, part
-        try:
-            obj = inspect.getattr_static(obj, part, _MISSING) if isinstance(obj, type) else getattr(obj, part, _MISSING)
-        except Exception:  # noqa: BLE001 - a lazy module attribute that fails to import
-            obj = _MISSING
-        if obj is _MISSING:
-            obj = sys.modules.get(".".join(parts[: i + 1]), _MISSING)  # a submodule not bound yet
-        if obj is _MISSING:
-            return ("pending" if isinstance(owner, types.ModuleType) else "missing"), owner, obj, attr
-    return "ok", owner, obj, attr
-
-
-def _is_heap_type(cls: Any) -> bool:
-    return isinstance(cls, type) and bool(cls.__flags__ & (1 << 9))
-
-
-class _Trampoline:
-    """Calls a function from a frame that carries the caller's file, line and globals."""
-
-    _code = compile("def _call(f, a, k): return f(*a, **k)", "<trace>", "exec").co_consts[0]
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[int, str, int], Callable[..., Any]] = {}
-        self.codes: set[types.CodeType] = set()  # a trampoline frame is never lesson code
-
-    def __call__(self, frame: types.FrameType | None, func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        if frame is None:
-            return func(*args, **kwargs)
-        code = frame.f_code
-        key = (id(frame.f_globals), code.co_filename, frame.f_lineno or 1)
-        call = self._cache.get(key)
-        if call is None:
-            new = self._code.replace(co_filename=code.co_filename, co_firstlineno=key[2], co_name=code.co_name)
-            call = self._cache[key] = types.FunctionType(new, frame.f_globals)
-            self.codes.add(new)
-        return call(func, args, kwargs)
-
-
-class _Mode(torch.overrides.TorchFunctionMode):
-    def __init__(self, tracer: Tracer) -> None:
-        super().__init__()
-        self.tracer = tracer
-
-    def __torch_function__(self, func, types_, args=(), kwargs=None):
-        return self.tracer._dispatched(func, args, kwargs or {})
-
-
-class Tracer:
+class Tracer(Installing, Watching):
     """Records which inventory APIs lesson code calls, and on which device types."""
 
     def __init__(self, directory: str | Path | None, targets: Iterable[str]) -> None:
@@ -416,528 +302,6 @@ class Tracer:
             pass
         return name
 
-    # ------------------------------------------------------------------------------- installing
-    def install(self) -> Tracer:
-        """Install every recorder; :meth:`uninstall` takes them all out again."""
-        self._patches: list[tuple[Callable[[], None], Callable[[], None]]] = []  # (redo, undo): paused() uses them
-        self._pending = set(self.targets)
-        self._install_pending()
-        self._install_hooks()
-        self._install_cell_hooks()
-        self._mode = _Mode(self)
-        self._mode.__enter__()
-        return self
-
-    def uninstall(self) -> None:
-        if self._mode is not None:
-            stack = torch.overrides._get_current_function_mode_stack()
-            if self._mode in stack:
-                # pop everything above us, then us, then put the others back in order
-                above = stack[stack.index(self._mode) + 1 :]
-                for _ in range(len(above) + 1):
-                    torch._C._pop_torch_function_stack()
-                for mode in above:
-                    torch._C._push_on_torch_function_stack(mode)
-            self._mode = None
-        while self._undo:
-            self._undo.pop()()
-
-    def _set(self, owner: Any, attr: str, value: Any) -> None:
-        had = attr in vars(owner)
-        old = vars(owner).get(attr)
-        setattr(owner, attr, value)
-
-        def undo() -> None:
-            if had:
-                setattr(owner, attr, old)
-            else:
-                try:
-                    delattr(owner, attr)
-                except AttributeError:
-                    pass
-
-        self._undo.append(undo)
-        self._patches.append((lambda: setattr(owner, attr, value), undo))
-
-    def _install_target(self, name: str) -> bool:
-        """Hook one name; False when it cannot be resolved yet (its module is not imported)."""
-        if "." not in name:
-            if name.isupper():
-                self._env_rows.append(name)
-            elif callable(vars(builtins).get(name)):
-                self._call_row(vars(builtins)[name], name)  # eval, tuple, str: seen at lesson call sites
-            return True
-        state, owner, obj, attr = _resolve(name)
-        if state == "missing" and name.rsplit(".", 1)[0] in _FACTORIES:
-            self._factory_attribute(name.rsplit(".", 1)[0], owner, attr, name)
-            return True
-        if state == "pending":
-            if _STATUS.get(name) == "removed" and isinstance(owner, types.ModuleType):
-                self._hide_name(owner, None, name)  # only to see lesson lookups of the missing name
-            return False
-        if state == "missing":
-            if _is_heap_type(owner) and owner is not torch.Tensor and _STATUS.get(name) != "removed":
-                self._instance_attribute(owner, attr, name)
-            return True
-        if isinstance(obj, types.ModuleType):
-            self._module_rows[obj.__name__] = name
-            self._watch_module(obj, name)
-            return True
-        if self._is_dispatched(owner, obj, attr):
-            if isinstance(obj, (types.GetSetDescriptorType, property)):
-                return True  # the mode hands over descriptor.__get__: named in _fallback_name
-            try:
-                self._names.setdefault(obj, name)
-            except TypeError:
-                pass
-            return True
-        if isinstance(obj, type):
-            if _is_heap_type(obj):
-                self._class(obj, name)
-            else:
-                self._call_row(obj, name)  # constructing it at a lesson call site
-                if not _in_stdlib(owner):
-                    self._hide_name(owner, attr, name)
-            return True
-        if isinstance(owner, type):
-            if not _is_heap_type(owner):
-                self._static_attribute(owner, attr, obj, name)
-                return True
-            raw = inspect.getattr_static(owner, attr)
-            if isinstance(raw, (property, types.GetSetDescriptorType, types.MemberDescriptorType)):
-                self._property(owner, attr, raw, name)
-            elif callable(raw) or isinstance(raw, (classmethod, staticmethod)):
-                self._method(owner, attr, raw, name)
-            return True
-        if isinstance(owner, types.ModuleType):
-            prop = inspect.getattr_static(type(owner), attr, None)
-            if isinstance(prop, property):  # a module with properties (torch.backends.cudnn.benchmark)
-                self._property(type(owner), attr, prop, name)
-            elif callable(obj) and not isinstance(obj, type):
-                self._function(owner, attr, obj, name)
-            else:
-                self._hide_name(owner, attr, name)
-        return True
-
-    def _install_pending(self) -> None:
-        self._modules_seen = len(sys.modules)
-        for name in list(self._pending):
-            try:
-                done = self._install_target(name)
-            except Exception:  # noqa: BLE001 - a row that cannot be hooked is reported as never run
-                done = True
-            if done:
-                self._pending.discard(name)
-        self._replace_everywhere()
-
-    def _is_dispatched(self, owner: Any, obj: Any, attr: str) -> bool:
-        if owner is torch.Tensor or owner is torch._C.TensorBase:
-            return not (isinstance(obj, types.FunctionType) and attr == "__new__")
-        if not isinstance(obj, types.BuiltinFunctionType):
-            return False  # Python functions are wrapped: many only dispatch for Tensor subclasses, not modes
-        if owner is torch and getattr(torch._C._VariableFunctions, attr, None) is obj:
-            return attr not in _NOT_DISPATCHED
-        try:
-            return obj in _overridable()
-        except TypeError:
-            return False
-
-    # -- what only the rewritten cells can see
-    def _call_row(self, obj: Any, name: str) -> None:
-        self._by_id.setdefault(id(obj), (obj, name))
-
-    def _static_attribute(self, owner: type, attr: str, obj: Any, name: str) -> None:
-        """A method or operator of a C type (str.format, str.__mod__): seen when a cell calls it."""
-        if not callable(obj):
-            return
-        self._by_method.setdefault((owner, attr), name)
-        self._method_cache.clear()
-        self._call_row(obj, name)  # str.format("{}", 1)
-        if attr in _BINOP_DUNDERS.values():
-            self._operators.setdefault(attr, {}).setdefault(owner, name)
-
-    def _factory_attribute(self, factory: str, owner: Any, attr: str, name: str) -> None:
-        """``collections.namedtuple._replace``: the method every class the factory makes shares."""
-        made = _FACTORIES[factory](inspect.unwrap(owner))
-        raw = inspect.getattr_static(made, attr, None)
-        code = getattr(getattr(raw, "__func__", raw), "__code__", None)
-        if isinstance(code, types.CodeType):
-            self._by_code.setdefault(code, name)
-
-    def _method_row(self, cls: type, attr: str) -> str | None:
-        key = (cls, attr)
-        try:
-            return self._method_cache[key]
-        except KeyError:
-            pass
-        row = None
-        for base in cls.__mro__:
-            row = self._by_method.get((base, attr))
-            if row is not None or attr in vars(base):
-                break
-        self._method_cache[key] = row
-        return row
-
-    def _make_hooks(self) -> tuple[Callable[[Any], Any], Callable[[str, Any], Any]]:
-        """The two functions a rewritten cell calls. They record, return their argument unchanged
-        and never raise."""
-        by_id, by_code, operators, record = self._by_id, self._by_code, self._operators, self.record
-        method_row = self._method_row
-        c_method, slot_method, bound, function = (
-            types.BuiltinMethodType,
-            types.MethodWrapperType,
-            types.MethodType,
-            types.FunctionType,
-        )
-        module = types.ModuleType
-
-        def __torchcourse_call__(func: Any) -> Any:
-            try:
-                entry = by_id.get(id(func))
-                if entry is not None:
-                    if entry[0] is func:
-                        record(entry[1])
-                    return func
-                kind = type(func)
-                if kind is c_method or kind is slot_method:  # "{}".format, "%d".__mod__
-                    owner = func.__self__
-                    if not isinstance(owner, module):  # a module's builtin function: found by id
-                        row = method_row(owner if isinstance(owner, type) else type(owner), func.__name__)
-                        if row is not None:
-                            record(row)
-                elif kind is bound:  # point._replace
-                    row = by_code.get(getattr(func.__func__, "__code__", None))
-                    if row is not None:
-                        record(row)
-                elif kind is function:  # Point._replace(point, ...)
-                    row = by_code.get(func.__code__)
-                    if row is not None:
-                        record(row)
-            except Exception:  # noqa: BLE001 - the hook must never change what the lesson does
-                pass
-            return func
-
-        def __torchcourse_operand__(dunder: str, value: Any) -> Any:
-            try:
-                rows = operators.get(dunder)
-                if rows:
-                    row = rows.get(type(value))
-                    if row is None:
-                        row = next((r for cls, r in rows.items() if isinstance(value, cls)), None)
-                    if row is not None:
-                        record(row)
-            except Exception:  # noqa: BLE001
-                pass
-            return value
-
-        return __torchcourse_call__, __torchcourse_operand__
-
-    def _install_cell_hooks(self) -> None:
-        hooks = self._make_hooks()
-        for hook in hooks:
-            had = hook.__name__ in vars(builtins)
-            setattr(builtins, hook.__name__, hook)
-
-            def undo(name: str = hook.__name__, had: bool = had) -> None:
-                # Functions that rewritten cells defined may still run: leave a pass-through behind.
-                if self.rewriter.cells or had:
-                    setattr(builtins, name, _pass_through if name == CALL_HOOK else _pass_operand)
-                else:
-                    vars(builtins).pop(name, None)
-
-            self._undo.append(undo)
-
-    # -- wrappers
-    def _without_mode(self, caller: types.FrameType, func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        """Call a Python function that dispatches __torch_function__ itself with our mode off the stack:
-        with a mode on, such a function runs its opening lines twice (torch.lu would warn twice)."""
-        stack = torch.overrides._get_current_function_mode_stack()
-        if self._mode not in stack:
-            return self._trampoline(caller, func, args, kwargs)
-        index = stack.index(self._mode)
-        above = stack[index + 1 :]
-        for _ in range(len(above) + 1):
-            torch._C._pop_torch_function_stack()
-        for mode in above:
-            torch._C._push_on_torch_function_stack(mode)
-        try:
-            return self._trampoline(caller, func, args, kwargs)
-        finally:
-            now = torch.overrides._get_current_function_mode_stack()[index:]
-            for _ in now:
-                torch._C._pop_torch_function_stack()
-            for mode in [self._mode, *now]:
-                torch._C._push_on_torch_function_stack(mode)
-
-    def _wrap(self, func: Callable[..., Any], name: str, mro_of_self: bool = False) -> Callable[..., Any]:
-        tracer = self
-        dispatches = _dispatches_itself(func)
-
-        @functools.wraps(func)
-        def traced(*args: Any, **kwargs: Any) -> Any:
-            if _PAUSED:
-                return func(*args, **kwargs)
-            caller = sys._getframe(1)
-            if not (tracer._is_user(caller) or tracer._handed_over(caller, traced)):
-                return tracer._trampoline(caller, func, args, kwargs)
-            names = tracer._mro_names(type(args[0])) if mro_of_self and args else (name,)
-            for each in names or (name,):
-                tracer.record(each, ("none",))
-            if dispatches:
-                result = tracer._without_mode(caller, func, args, kwargs)
-            else:
-                result = tracer._trampoline(caller, func, args, kwargs)
-            devices = tracer._devices(args, kwargs, result)
-            for each in names or (name,):
-                tracer.record(each, devices)
-            return result
-
-        traced.__torchcourse_traced__ = True  # type: ignore[attr-defined]
-        return traced
-
-    def _function(self, owner: types.ModuleType, attr: str, func: Any, name: str) -> None:
-        if getattr(func, "__torchcourse_traced__", False):
-            return
-        self._queued[id(func)] = (func, self._wrap(func, name))
-        self._wrappers.append(self._queued[id(func)][1])
-        self._set(owner, attr, self._queued[id(func)][1])
-
-    def adopt_namespace(self, namespace: dict[str, Any]) -> None:
-        """The setup cell imports before ``tc.setup()`` starts the tracer: put wrappers in place of the
-        functions it bound, and count the modules it imported (and the modules of what it imported)."""
-        originals = {id(getattr(v, "__wrapped__", None)): v for v in self._wrappers}
-        for key, value in list(namespace.items()):
-            wrapper = originals.get(id(value))
-            if wrapper is not None and wrapper.__wrapped__ is value:
-                namespace[key] = wrapper
-            module = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
-            if isinstance(module, str) and module in self._target_set and not key.startswith("_"):
-                self.record(module, ("none",))
-
-    def _replace_everywhere(self) -> None:
-        """Put each new wrapper wherever its function is bound, so ``torch.random.manual_seed is
-        torch.manual_seed`` stays true (only in the packages the functions come from)."""
-        if not self._queued:
-            return
-        queued, self._queued = self._queued, {}
-        tops = {(getattr(func, "__module__", None) or "torch").split(".")[0] for func, _ in queued.values()}
-        for module_name, module in list(sys.modules.items()):
-            if module_name.split(".")[0] not in tops or not isinstance(module, types.ModuleType):
-                continue
-            try:
-                namespace = vars(module)
-            except TypeError:
-                continue
-            for key, value in list(namespace.items()):
-                entry = queued.get(id(value))
-                if entry is not None and entry[0] is value:
-                    self._set(module, key, entry[1])
-
-    def _method(self, owner: type, attr: str, raw: Any, name: str, mro_of_self: bool = False) -> None:
-        if isinstance(raw, classmethod):
-            self._set(owner, attr, classmethod(self._wrap(raw.__func__, name)))
-        elif isinstance(raw, staticmethod):
-            self._set(owner, attr, staticmethod(self._wrap(raw.__func__, name)))
-        elif (
-            type(raw).__name__ in ("classmethod_descriptor", "builtin_function_or_method")
-            and getattr(raw, "__self__", None) is not None
-        ):
-            bound = raw
-            self._set(owner, attr, classmethod(self._wrap(lambda cls, *a, **k: bound(*a, **k), name)))
-        elif type(raw).__name__ == "classmethod_descriptor":
-            descriptor = raw
-            self._set(
-                owner, attr, classmethod(self._wrap(lambda cls, *a, **k: descriptor.__get__(None, cls)(*a, **k), name))
-            )
-        elif not getattr(raw, "__torchcourse_traced__", False):
-            self._set(owner, attr, self._wrap(raw, name, mro_of_self))
-
-    def _property(self, owner: type, attr: str, raw: Any, name: str) -> None:
-        tracer = self
-
-        def get(instance: Any) -> Any:
-            if not _PAUSED and tracer._is_user(sys._getframe(1)):
-                tracer.record(name, tracer._devices(instance))
-            return raw.__get__(instance, type(instance))
-
-        def set_(instance: Any, value: Any) -> None:
-            if not _PAUSED and tracer._is_user(sys._getframe(1)):
-                tracer.record(name, tracer._devices(instance))
-            raw.__set__(instance, value)
-
-        has_set = hasattr(raw, "__set__") and not (isinstance(raw, property) and raw.fset is None)
-        torch.jit.unused(get)  # torch.jit.trace/script compile a Module's properties: not this one
-        self._set(owner, attr, property(get, set_ if has_set else None, doc=getattr(raw, "__doc__", None)))
-
-    def _instance_attribute(self, owner: type, attr: str, name: str) -> None:
-        """A data descriptor that reads and writes the instance's __dict__ and records lesson reads."""
-        tracer = self
-        is_module = issubclass(owner, torch.nn.Module)
-
-        def get(instance: Any) -> Any:
-            if not _PAUSED and tracer._is_user(sys._getframe(1)):
-                tracer.record(name, ("none",))
-            try:
-                return instance.__dict__[attr]
-            except KeyError:
-                if is_module:
-                    return torch.nn.Module.__getattr__(instance, attr)
-                raise AttributeError(f"{type(instance).__name__!r} object has no attribute {attr!r}") from None
-
-        def set_(instance: Any, value: Any) -> None:
-            instance.__dict__[attr] = value
-
-        def delete(instance: Any) -> None:
-            del instance.__dict__[attr]
-
-        if "__slots__" in vars(owner) and "__dict__" not in vars(owner).get("__slots__", ()):
-            return
-        torch.jit.unused(get)  # torch.jit.trace/script compile a Module's properties: not this one
-        self._set(owner, attr, property(get, set_, delete))
-
-    def _hide_name(self, owner: Any, attr: str | None, name: str) -> None:
-        """Serve ``owner.attr`` through the module's ``__getattr__`` so that reading it is seen."""
-        if not isinstance(owner, types.ModuleType) or (attr is not None and attr not in vars(owner)):
-            return
-        hidden = vars(owner).get("__torchcourse_hidden__")
-        if hidden is None:
-            hidden = {}
-            previous = vars(owner).get("__getattr__")
-            tracer = self
-            module_name = owner.__name__
-
-            def __getattr__(key: str) -> Any:
-                if key in hidden:
-                    value, row = hidden[key]
-                    if not _PAUSED and tracer._is_user(sys._getframe(1)):
-                        tracer.record(row, ("none",))
-                    return value
-                row = f"{module_name}.{key}"
-                if _STATUS.get(row) == "removed" and not _PAUSED and tracer._is_user(sys._getframe(1)):
-                    tracer.shown.add(row)  # hasattr(torch, "ifft") is False: the lesson showed it is gone
-                    tracer._dirty = True
-                if previous is not None:
-                    return previous(key)
-                raise AttributeError(f"module {module_name!r} has no attribute {key!r}")
-
-            self._set(owner, "__getattr__", __getattr__)
-            self._set(owner, "__torchcourse_hidden__", hidden)
-        if attr is None:
-            return
-        value = vars(owner)[attr]
-        delattr(owner, attr)
-        hidden[attr] = (value, name)
-
-        def undo() -> None:
-            hidden.pop(attr, None)
-            setattr(owner, attr, value)
-
-        def redo() -> None:
-            delattr(owner, attr)
-            hidden[attr] = (value, name)
-
-        self._undo.append(undo)
-        self._patches.append((redo, undo))
-
-    def _watch_module(self, module: types.ModuleType, name: str) -> None:
-        """Record ``name`` when lesson code reads an attribute of the module (or calls it: torch.fft(x))."""
-        cls = type(module)
-        if getattr(cls, "__torchcourse_traced__", False):
-            return
-        tracer = self
-
-        def __getattribute__(self_: types.ModuleType, key: str) -> Any:
-            if not _PAUSED and tracer._is_user(sys._getframe(1)):
-                tracer.record(name, ("none",))
-                row = tracer._hidden_row(self_, key)
-                if row:
-                    tracer.record(row, ("none",))
-            return cls.__getattribute__(self_, key)
-
-        namespace: dict[str, Any] = {"__getattribute__": __getattribute__, "__torchcourse_traced__": True}
-        status = _STATUS.get(name)
-        if status == "removed":  # the old callable form, e.g. torch.fft(x, 1): record the attempt, fail as before
-
-            def __call__(self_: types.ModuleType, *args: Any, **kwargs: Any) -> Any:
-                tracer.record(name, ("none",))
-                raise TypeError("'module' object is not callable")
-
-            namespace["__call__"] = __call__
-        traced = type(cls.__name__, (cls,), namespace)
-        module.__class__ = traced
-
-        def undo() -> None:
-            if type(module) is traced:
-                module.__class__ = cls
-
-        def redo() -> None:
-            module.__class__ = traced
-
-        self._undo.append(undo)
-        self._patches.append((redo, undo))
-
-    def _hidden_row(self, module: types.ModuleType, key: str) -> str | None:
-        hidden = module.__dict__.get("__torchcourse_hidden__")
-        entry = hidden.get(key) if hidden else None
-        return entry[1] if entry else None
-
-    def _mro_names(self, cls: type) -> tuple[str, ...]:
-        names = self._mro_cache.get(cls)
-        if names is None:
-            names = self._mro_cache[cls] = tuple(n for base in cls.__mro__ for n in self._class_rows.get(base, ()))
-        return names
-
-    def _class(self, cls: type, name: str) -> None:
-        self._class_rows.setdefault(cls, []).append(name)
-        self._mro_cache.clear()
-        if len(self._class_rows[cls]) > 1:
-            return
-        module_forward = torch.nn.Module.forward
-        if (
-            issubclass(cls, torch.nn.Module)
-            and cls is not torch.nn.Module
-            and getattr(cls, "forward", module_forward) is not module_forward
-        ):
-            return  # recorded by the global forward hook
-        if issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer:
-            return  # recorded by the global step hook
-        scheduler = getattr(torch.optim.lr_scheduler, "LRScheduler", None)
-        if scheduler is not None and issubclass(cls, scheduler):
-            owner = next(c for c in cls.__mro__ if "step" in vars(c))
-            if not getattr(vars(owner)["step"], "__torchcourse_traced__", False):
-                self._method(owner, "step", vars(owner)["step"], name, mro_of_self=True)
-            return
-        tracer = self
-        if cls.__new__ is not object.__new__:  # (torch.FloatStorage.__new__ returns a TypedStorage: no __init__)
-            new = cls.__new__
-
-            @functools.wraps(new)
-            def __new__(kind: type, *args: Any, **kwargs: Any) -> Any:
-                if not _PAUSED and tracer._is_user(sys._getframe(1)):
-                    tracer.record(name, ("none",))
-                return new(kind, *args, **kwargs)
-
-            self._set(cls, "__new__", staticmethod(__new__))
-        elif cls.__init__ is not object.__init__:
-            init = cls.__init__
-            if not getattr(init, "__torchcourse_traced__", False):
-                self._set(cls, "__init__", self._wrap(init, name, mro_of_self=False))
-        # Subclassing in a lesson (class Net(nn.Module), class MyData(Dataset)) demonstrates the class too.
-        original = vars(cls).get("__init_subclass__")
-
-        def __init_subclass__(sub: type, **kwargs: Any) -> None:
-            frame = None if _PAUSED else sys._getframe(1)
-            while frame is not None and frame.f_code.co_filename.endswith(_PLUMBING):
-                frame = frame.f_back
-            if tracer._is_user(frame):
-                tracer.record(name, ("none",))
-            if original is not None:
-                original.__func__(sub, **kwargs)
-            else:
-                super(cls, sub).__init_subclass__(**kwargs)
-
-        self._set(cls, "__init_subclass__", classmethod(__init_subclass__))
-
     def _install_dynamo_pause(self) -> None:
         """Get out of Dynamo's way by ourselves: every call of what ``torch.compile`` and
         ``torch._dynamo.explain`` return runs under :func:`paused`, so a lesson that compiles sees the graphs,
@@ -962,43 +326,6 @@ class Tracer:
 
         self._set(optimized, "__call__", call_paused)
         self._set(dynamo, "explain", _pausing(dynamo.explain))
-
-    def _install_hooks(self) -> None:
-        def forward_hook(module: torch.nn.Module, args: Any, output: Any) -> None:
-            names = self._mro_names(type(module))
-            if names:
-                devices = self._devices(args, output)
-                for name in names:
-                    self.record(name, devices)
-
-        def step_hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-            devices = self._devices(optimizer)
-            for name in self._mro_names(type(optimizer)) + ("torch.optim.Optimizer.step",):
-                self.record(name, devices)
-
-        handles = [torch.nn.modules.module.register_module_forward_hook(forward_hook)]
-        self._forward_hook_id = handles[0].id  # paused() lifts it out: Dynamo warns about global hooks
-        from torch.optim.optimizer import register_optimizer_step_post_hook
-
-        handles.append(register_optimizer_step_post_hook(step_hook))
-        for handle in handles:
-            self._undo.append(handle.remove)
-        self._install_dynamo_pause()
-        original_import = builtins.__import__
-        tracer = self
-
-        def __import__(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-            module = original_import(name, globals, locals, fromlist, level)
-            if tracer._pending and len(sys.modules) != tracer._modules_seen:
-                tracer._install_pending()
-            if level == 0 and not _PAUSED and tracer._is_user(sys._getframe(1)):
-                for candidate in [name, *(f"{name}.{item}" for item in fromlist or ())]:
-                    if candidate in tracer._target_set and isinstance(sys.modules.get(candidate), types.ModuleType):
-                        tracer.record(candidate, ("none",))
-            return module
-
-        functools.update_wrapper(__import__, original_import)
-        self._set(builtins, "__import__", __import__)
 
     # ------------------------------------------------------------------------ expect_* blocks
     def expect_begin(self) -> int:
@@ -1049,151 +376,6 @@ class Tracer:
             self._dirty = False
         except OSError:
             pass
-
-
-_STATUS: dict[str, str] = {}
-
-
-def _pass_through(func: Any) -> Any:
-    return func
-
-
-def _pass_operand(dunder: str, value: Any) -> Any:
-    return value
-
-
-@functools.cache
-def _stdlib_prefixes() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    return tuple(os.path.join(paths[k], "") for k in ("stdlib", "platstdlib") if k in paths)
-
-
-def _in_stdlib(module: Any) -> bool:
-    """Is this a module of the standard library (collections, argparse)? Its names stay where they are."""
-    if not isinstance(module, types.ModuleType):
-        return False
-    if module.__name__ in sys.builtin_module_names:
-        return True
-    origin = getattr(module, "__file__", None) or ""
-    return bool(origin) and origin.startswith(_stdlib_prefixes()) and "site-packages" not in origin
-
-
-class _CallSites(ast.NodeTransformer):
-    def __init__(self, operators: set[str]) -> None:
-        self.operators = operators
-
-    @staticmethod
-    def _hook(name: str, args: list[ast.expr], like: ast.AST) -> ast.Call:
-        call = ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=args, keywords=[])
-        for node in (call, call.func, *(a for a in args if not hasattr(a, "lineno"))):
-            ast.copy_location(node, like)
-        return call
-
-    def visit_Call(self, node: ast.Call) -> ast.AST:
-        self.generic_visit(node)
-        func = node.func
-        if isinstance(func, ast.Name) and func.id in ("super", CALL_HOOK, OPERAND_HOOK):
-            return node  # zero-argument super() stays as the compiler expects it
-        node.func = self._hook(CALL_HOOK, [func], func)
-        return node
-
-    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
-        self.generic_visit(node)
-        dunder = _BINOP_DUNDERS.get(type(node.op))
-        if dunder in self.operators:
-            node.left = self._hook(OPERAND_HOOK, [ast.Constant(dunder), node.left], node.left)
-        return node
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
-        self.generic_visit(node)  # subclassing a C type (class Pair(tuple)) demonstrates it too
-        node.bases = [b if isinstance(b, ast.Starred) else self._hook(CALL_HOOK, [b], b) for b in node.bases]
-        return node
-
-
-class CellRewriter:
-    """The IPython AST transformer behind the cell hooks (``shell.ast_transformers``).
-
-    ``visit(tree)`` returns a rewritten copy of a cell's AST, or the tree unchanged if anything
-    goes wrong (IPython would otherwise unregister it with a warning in the cell's output).
-    """
-
-    def __init__(self, tracer: Tracer) -> None:
-        self.tracer = tracer
-        self.cells = 0
-
-    def visit(self, tree: ast.AST) -> ast.AST:
-        try:
-            new = _CallSites(set(self.tracer._operators)).visit(copy.deepcopy(tree))
-            ast.fix_missing_locations(new)
-        except Exception:  # noqa: BLE001 - a cell the rewriter cannot handle runs as written
-            return tree
-        self.cells += 1
-        return new
-
-    def compile(self, source: str, filename: str = "<lesson>", mode: str = "exec") -> types.CodeType:
-        """Compile ``source`` as a rewritten cell (for tests and scripts)."""
-        return compile(self.visit(ast.parse(source, filename, mode)), filename, mode)
-
-
-def _dispatches_itself(func: Any, depth: int = 2) -> bool:
-    """Does this Python function (or one it closes over: boolean_dispatch) call handle_torch_function?"""
-    code = getattr(func, "__code__", None)
-    if code is None:
-        return False
-    if "handle_torch_function" in code.co_names:
-        return True
-    cells = getattr(func, "__closure__", None) or ()
-    return depth > 0 and any(
-        _dispatches_itself(getattr(c, "cell_contents", None), depth - 1)
-        for c in cells
-        if callable(getattr(c, "cell_contents", None))
-    )
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
-
-
-@functools.lru_cache(maxsize=1)
-def _overridable() -> frozenset[Any]:
-    found: set[Any] = set()
-    for functions in torch.overrides.get_overridable_functions().values():
-        found.update(functions)
-    return frozenset(found)
-
-
-def _names_in_error(caught: Any) -> set[str]:
-    """Names an expected error or warning points at (``module 'torch' has no attribute 'ifft'``)."""
-    import re
-
-    names: set[str] = set()
-    error = caught if isinstance(caught, BaseException) else None
-    text = str(error if error is not None else getattr(caught, "message", caught))
-    for module, attr in re.findall(r"module '([\w.]+)' has no attribute '(\w+)'", text):
-        names.add(f"{module}.{attr}")
-    for owner, attr in re.findall(r"'(\w+)' object has no attribute '(\w+)'", text):
-        names.add(f"*.{owner}.{attr}")
-        owners = {owner}
-        target = getattr(error, "obj", None)
-        if target is None and error is not None and error.__traceback__ is not None:
-            tb = error.__traceback__
-            while tb.tb_next is not None:
-                tb = tb.tb_next
-            target = tb.tb_frame.f_locals.get("self")
-        if target is not None:
-            owners |= {c.__name__ for c in type(target).__mro__}
-        names |= {f"*.{o}.{attr}" for o in owners}
-    for function in re.findall(
-        r"(\w+)\(\)(?: received an invalid combination| got an unexpected keyword|: argument)", text
-    ):
-        names.add(f"*.{function}")
-    if isinstance(error, ModuleNotFoundError) and error.name:
-        names.add(error.name)
-    return names
 
 
 def _pausing(factory: Callable[..., Any], *, decorates: bool = False) -> Callable[..., Any]:
@@ -1265,12 +447,11 @@ def paused() -> Iterator[None]:
     (they read the caller's frame), so with them on every operation would end a graph, and graph counts, breaks and
     warnings would differ from a run without the tracer. Nothing the block runs is recorded.
     """
-    global _PAUSED
     tracer = _TRACER
-    if tracer is None or tracer._mode is None or _PAUSED:
+    if tracer is None or tracer._mode is None or PAUSE.depth:
         yield
         return
-    _PAUSED += 1
+    PAUSE.depth += 1
     patches = list(tracer._patches)
     for _, undo in reversed(patches):  # torch as it is without the tracer: Dynamo traces the real functions
         undo()
@@ -1291,7 +472,7 @@ def paused() -> Iterator[None]:
     finally:
         for redo, _ in patches:
             redo()
-        _PAUSED -= 1
+        PAUSE.depth -= 1
         if forward_hook is not None:
             global_hooks[tracer._forward_hook_id] = forward_hook
         for name, hook in hooks.items():
