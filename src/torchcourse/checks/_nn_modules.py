@@ -22,12 +22,10 @@ from torch.nn.utils import prune
 
 from .core import Case, Mismatch, call_answer, compare, describe
 from .core import randint as _randint
+from .core import uniform as _uniform
 
 __all__ = ["build_mlp", "global_prune_masks", "record_activations"]
 
-
-def _uniform(generator: torch.Generator, low: float, high: float) -> float:
-    return float(torch.empty(()).uniform_(low, high, generator=generator))
 
 
 def _choice(generator: torch.Generator, options: list[Any]) -> Any:

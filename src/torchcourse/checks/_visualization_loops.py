@@ -17,12 +17,10 @@ import torch
 from ._visualization_files import value_change
 from .core import Case, Mismatch, call_answer, describe
 from .core import randint as _randint
+from .core import uniform as _uniform
 
 __all__ = ["AverageValueMeter", "make_meter", "train_with_bar"]
 
-
-def _uniform(generator: torch.Generator, low: float, high: float) -> float:
-    return float(torch.empty(()).uniform_(low, high, generator=generator))
 
 
 def _losses(generator: torch.Generator, device: str) -> tuple[list[float], type]:

@@ -9,21 +9,18 @@ device every machine has, standing in for a GPU), and a ``judge`` that checks a 
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import math
-import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from ..devices import move_to
+from ._gpu_allreduce import _grads, _judge_allreduce, average_gradients
+from ._gpu_timing import _judge_timing, _timing_case, time_call
 from .core import (
     Case,
     Chapter,
@@ -33,10 +30,10 @@ from .core import (
     clone_case,
     compare,
     describe,
-    same_storage,
     warm_up_meta,
 )
 from .core import randint as _randint
+from .core import uniform as _uniform
 
 chapter = Chapter("05_gpu", "GPU")
 
@@ -87,9 +84,6 @@ def _check_on_meta(answer: Callable[..., Any], case: Case) -> None:
             "constants' device, not the constants to the data's."
         )
 
-
-def _uniform(generator: torch.Generator, low: float, high: float) -> float:
-    return float(torch.empty(()).uniform_(low, high, generator=generator))
 
 
 # --- q1 · 05.1/05.2 device-agnostic code: a device-mismatch bug -------------------------------
@@ -446,147 +440,7 @@ q6 = chapter.exercise(
 )
 
 
-# --- q7 · 05.5 the all-reduce inside a DDP step ---------------------------------------------------
-
-
-def _ensure_group() -> None:
-    """A real process group of one (gloo, in this process), so dist calls work outside the check "
-    "too."""
-    if dist.is_available() and not dist.is_initialized():
-        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-
-
-def _world_of(case: Case) -> int:
-    """The size of a case's simulated world, 2 to 5 ranks (read off the case, so that it varies by trial)."""
-    return 2 + case[0][0].shape[1] % 4
-
-
-@contextlib.contextmanager
-def _simulated_world(peers: int) -> Iterator[None]:
-    """Make ``torch.distributed`` look like ``peers`` ranks; rank r holds (r+1) x rank 0's values.
-
-    Scaling is linear, so dividing before or after the reduction, or bucketing tensors, all give
-    what a real job would: the average (peers + 1) / 2 times rank 0's gradient. An asynchronous
-    all_reduce (``async_op=True``) applies only when its work handle's ``wait()`` is called.
-    """
-    saved = {name: getattr(dist, name) for name in ("all_reduce", "get_world_size", "get_rank")}
-
-    def all_reduce(
-        tensor: torch.Tensor, op: Any = dist.ReduceOp.SUM, group: Any = None, async_op: bool = False
-    ) -> Any:
-        contributions = torch.stack([tensor.detach() * (r + 1) for r in range(peers)])
-        if op == dist.ReduceOp.SUM:
-            reduced = contributions.sum(0)
-        elif op == dist.ReduceOp.AVG:
-            reduced = contributions.mean(0)
-        elif op == dist.ReduceOp.MAX:
-            reduced = contributions.amax(0)
-        elif op == dist.ReduceOp.MIN:
-            reduced = contributions.amin(0)
-        elif op == dist.ReduceOp.PRODUCT:
-            reduced = contributions.prod(0)
-        else:
-            raise ValueError(f"unsupported reduce op {op}")
-
-        def apply() -> None:
-            with torch.no_grad():
-                tensor.copy_(reduced)
-
-        if async_op:
-            return _PendingWork(apply)
-        apply()
-        return None
-
-    dist.all_reduce = all_reduce
-    dist.get_world_size = lambda group=None: peers
-    dist.get_rank = lambda group=None: 0
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(dist, name, value)
-
-
-class _PendingWork:
-    """What all_reduce(..., async_op=True) returns: the result lands in the tensor on wait()."""
-
-    def __init__(self, apply: Callable[[], None]) -> None:
-        self._apply: Callable[[], None] | None = apply
-
-    def wait(self, timeout: Any = None) -> bool:
-        if self._apply is not None:
-            self._apply, apply = None, self._apply
-            apply()
-        return True
-
-    def is_completed(self) -> bool:
-        return self._apply is None
-
-
-def _grads(generator: torch.Generator, device: str) -> tuple[list[torch.Tensor]]:
-    _ensure_group()
-    n_out, n_in = _randint(generator, 2, 6), _randint(generator, 2, 6)
-    return (
-        [
-            torch.randn(n_out, n_in, generator=generator).to(device),
-            torch.randn(n_out, generator=generator).to(device),
-        ],
-    )
-
-
-def average_gradients(grads: list[torch.Tensor]) -> list[torch.Tensor]:
-    world = dist.get_world_size()
-    for grad in grads:
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)  # SUM works on every backend
-        grad /= world
-    return grads
-
-
-def _judge_allreduce(answer: Callable[..., Any], case: Case) -> None:
-    peers = _world_of(case)
-    learner, reference = clone_case(case), clone_case(case)
-    with _simulated_world(peers):
-        result = call_answer(answer, *learner)
-    with _simulated_world(peers):
-        expected = average_gradients(*reference)
-    try:
-        compare(result, expected, "your gradients")
-    except Mismatch as mismatch:
-        if isinstance(result, (list, tuple)) and len(result) == len(expected):
-            for got, local, want in zip(result, case[0], expected, strict=False):
-                if (
-                    isinstance(got, torch.Tensor)
-                    and got.layout == torch.strided
-                    and got.shape == want.shape
-                    and got.device == want.device
-                    and got.dtype == want.dtype
-                ):
-                    for factor, feedback in _allreduce_mistakes(peers):
-                        if torch.allclose(got.detach(), local * factor, atol=1e-5):
-                            raise Mismatch(feedback) from None
-                    break
-        raise mismatch from None
-    for i, (got, given) in enumerate(zip(result, learner[0], strict=True)):
-        if not same_storage(got, given):
-            raise Mismatch(
-                f"The values are right, but gradient {i} is a new tensor: the optimizer reads "
-                "p.grad, and it still holds the old values (all_reduce works in place)."
-            )
-
-
-def _allreduce_mistakes(peers: int) -> tuple[tuple[float, str], ...]:
-    total = peers * (peers + 1) / 2
-    return (
-        (1.0, "Your gradients are unchanged: each rank still has only its own, because the asynchronous all_reduce "
-              "had not landed (it lands at its handle's wait())."),
-        (1 / peers, "Your gradients are your own divided by the world size: the asynchronous all_reduce had not "
-                    "landed (it lands at its handle's wait())."),
-        (total, "Your gradients are the sum over the ranks, not their average."),
-        (total / 3, "Your gradients are divided by 3 whatever the world size: the check's worlds have "
-                    "other sizes too."),
-        (total / peers**2, "You divided twice (or by the world size squared)."),
-    )
-
+# --- q7 · 05.5 the all-reduce inside a DDP step (judged in _gpu_allreduce.py) ---------------------
 
 q7 = _declare(
     "q7",
@@ -604,114 +458,7 @@ q7 = _declare(
 )
 
 
-# --- q8 · 05.6 a correct timing function ----------------------------------------------------------
-
-
-class SimulatedDevice:
-    """An asynchronous device like a GPU: ``run()`` queues work and returns; ``sync()`` waits.
-
-    The first run is slow (caches and autotuning warm up), and every third run is an outlier
-    (another process took the device), so only a warmed-up, synchronised median gets it right.
-    """
-
-    def __init__(
-        self, seconds: float, *, warmup_seconds: float = 0.04, outlier_seconds: float = 0.06
-    ) -> None:
-        self.seconds, self.warmup_seconds, self.outlier_seconds = (
-            seconds,
-            warmup_seconds,
-            outlier_seconds,
-        )
-        self.events: list[str] = []
-        self.runs = 0
-        self._busy_until = 0.0
-
-    def run(self) -> None:
-        """Queue one call of the workload and return immediately (a kernel launch)."""
-        if self.runs == 0:
-            cost = self.warmup_seconds
-        else:
-            cost = self.seconds + (self.outlier_seconds if self.runs % 3 == 2 else 0.0)
-        self._busy_until = max(time.perf_counter(), self._busy_until) + cost
-        self.runs += 1
-        self.events.append("run")
-
-    def pending(self) -> bool:
-        """Is queued work still running (``not torch.cuda.Event.query()``)?"""
-        return self._busy_until > time.perf_counter()
-
-    def sync(self) -> None:
-        """Wait until every queued call has finished (torch.cuda.synchronize)."""
-        wait = self._busy_until - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-        self.events.append("sync")
-
-
-def _timing_case(
-    generator: torch.Generator, device: str
-) -> tuple[Callable[[], None], Callable[[], None], int]:
-    simulated = SimulatedDevice(_uniform(generator, 0.008, 0.012))
-    return simulated.run, simulated.sync, _randint(generator, 5, 8)
-
-
-def time_call(fn: Callable[[], Any], sync: Callable[[], None], repeats: int) -> float:
-    fn()  # warm-up: the first calls pay for caches, allocation and autotuning
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()  # wait for the work itself, not just its launch
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)  # robust to the odd slow run
-
-
-def _judge_timing(answer: Callable[..., Any], case: Case) -> None:
-    fn, sync, repeats = copy.deepcopy(case)
-    device: SimulatedDevice = fn.__self__
-    result = call_answer(answer, fn, sync, repeats)
-    if isinstance(result, bool) or not isinstance(result, (int, float)):
-        raise Mismatch(
-            f"Return the median time in seconds as a Python float; got {describe(result)}."
-        )
-    if not math.isfinite(result) or result <= 0:
-        raise Mismatch(f"A time must be positive and finite; got {result!r}.")
-    if device.runs < repeats:
-        raise Mismatch(f"You called fn() {device.runs} times, fewer than `repeats` ({repeats}).")
-    if device.runs == repeats:
-        raise Mismatch(
-            "No warm-up: every call was timed, including the first, which pays for caches and autotuning."
-        )
-    first_timed = [i for i, e in enumerate(device.events) if e == "run"][device.runs - repeats]
-    if "sync" not in device.events[:first_timed]:
-        raise Mismatch(
-            "You start timing while the warm-up work may still be queued: nothing waits for it to finish before the "
-            "first timed call."
-        )
-    true = device.seconds
-    if result < 0.6 * true:
-        raise Mismatch(
-            "Your time is far shorter than the work takes: you measured only the launch. The device runs "
-            "asynchronously, so the clock was read before the work had finished."
-        )
-    if result > 2.2 * true and _slow_under_load(answer, case, result, true):
-        raise Mismatch(
-            "Your time is pulled up by a few slow runs (or includes the warm-up): it is not the median of the "
-            "per-call times."
-        )
-
-
-def _slow_under_load(answer: Callable[..., Any], case: Case, result: float, true: float) -> bool:
-    """Is a time that looks too long still too long when judged against the reference, timed now under the
-    same load? A loaded machine oversleeps every wait: the reference and a second try of the answer are
-    timed again, and only a time above 2.2 times the device's and 1.6 times the reference's fails (the
-    mean of a few runs with outliers stays far above the median however loaded the machine is)."""
-    reference = time_call(*copy.deepcopy(case))
-    again = call_answer(answer, *copy.deepcopy(case))
-    best = min(result, again) if isinstance(again, (int, float)) and not isinstance(again, bool) else result
-    return best > 2.2 * true and best > 1.6 * reference
-
+# --- q8 · 05.6 a correct timing function (judged in _gpu_timing.py) ---------------------------------
 
 q8 = _declare(
     "q8",

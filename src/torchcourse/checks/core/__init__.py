@@ -47,6 +47,7 @@ from .compare import (
     compare,
     describe,
     randint,
+    uniform,
 )
 from .device import _DEVICE_ERROR, check_second_device, warm_up_meta
 from .exercise import (
@@ -144,6 +145,7 @@ __all__ = [
     "describe",
     "last_calls",
     "randint",
+    "uniform",
     "same_storage",
     "show",
 ]

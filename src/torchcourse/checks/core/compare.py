@@ -20,6 +20,11 @@ def randint(generator: torch.Generator, low: int, high: int) -> int:
     return int(torch.randint(low, high, (1,), generator=generator))
 
 
+def uniform(generator: torch.Generator, low: float, high: float) -> float:
+    """A random float in [low, high) drawn from ``generator``: scales, rates and durations of hidden cases."""
+    return float(torch.empty(()).uniform_(low, high, generator=generator))
+
+
 def _is_named_tuple(value: Any) -> bool:
     """A ``collections.namedtuple`` or a torch structseq (``torch.return_types.topk``)."""
     return isinstance(value, tuple) and (hasattr(value, "_fields") or hasattr(type(value), "n_fields"))
