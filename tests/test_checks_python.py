@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import copy
+import functools
+import itertools
 import json
 import sys
 from collections import namedtuple
@@ -15,6 +19,7 @@ import pytest
 import torch
 from grading import accepted, rejected
 
+from torchcourse.checks import _python_protocols as protocols
 from torchcourse.checks import python as ch
 
 
@@ -319,6 +324,191 @@ def test_q6_non_literals_fail_in_more_than_one_way() -> None:
     assert ch._SIDE_EFFECTS == []
 
 
+# --- q7 · closures made in a loop
+
+
+def test_q7_cases_hold_one_length_a_repeat_and_a_shortest_last() -> None:
+    lengths = [args[0] for args in _all_cases(ch.q7)]
+    assert any(len(w) == 1 for w in lengths) and any(len(set(w)) < len(w) for w in lengths)
+    assert any(1 in w for w in lengths) and any(w[-1] == min(w) and len(w) > 1 for w in lengths)
+
+
+def test_q7_wrong_answers() -> None:
+    rejected(ch.q7, lambda ws: [lambda e: min(1.0, (e + 1) / w) for w in ws], "the last warm-up length",  # noqa: B023
+             "after the loop has ended")
+    rejected(ch.q7, lambda ws: [lambda e, i=i: min(1.0, (e + 1) / ws[i]) for i in range(len(ws))],
+             "read the list `warmups` when they are called")
+    rejected(ch.q7, lambda ws: [lambda e, w=w: min(1.0, e / w) for w in ws], "at epoch 0", "not right")
+    rejected(ch.q7, lambda ws: [lambda e, w=w: (e + 1) / w for w in ws], "not right")
+    rejected(ch.q7, lambda ws: tuple(lambda e, w=w: min(1.0, (e + 1) / w) for w in ws), "Expected a list")
+    rejected(ch.q7, lambda ws: [lambda e, w=w: torch.tensor(min(1.0, (e + 1) / w)) for w in ws], "Python number")
+    rejected(ch.q7, lambda ws: [min(1.0, 1 / w) for w in ws], "must be a function")
+    rejected(ch.q7, lambda ws: ws.sort() or [lambda e, w=w: min(1.0, (e + 1) / w) for w in ws], "changed the list")
+
+
+def test_q7_a_closure_that_never_returns_is_stopped(monkeypatch) -> None:
+    """The functions the answer returns are called under the time limit too."""
+    monkeypatch.setattr(ch.q7, "time_limit", 0.2)
+
+    def forever(epoch):
+        while True:
+            pass
+
+    rejected(ch.q7, lambda ws: [forever for _ in ws], "did not return within")
+
+
+# --- q8 · a decorator that restores what it changed
+
+
+def _decorator(restore="each", grad="no_grad", wraps=True, finally_=True, swallow=False):
+    def evaluating(fn):
+        def wrapper(model, *args, **kwargs):
+            flags = [(m, m.training) for m in model.modules()]
+            was = model.training
+            model.eval()
+
+            def put_back():
+                if restore == "each":
+                    for module, flag in flags:
+                        module.training = flag
+                elif restore == "top":
+                    model.train(was)
+                elif restore == "train":
+                    model.train()
+
+            before = torch.is_grad_enabled()
+            try:
+                if grad == "no_grad":
+                    with torch.no_grad():
+                        out = fn(model, *args, **kwargs)
+                else:
+                    torch.set_grad_enabled(False)
+                    out = fn(model, *args, **kwargs)
+                    torch.set_grad_enabled(before if grad == "restore" else True)
+            except Exception:
+                if not finally_:
+                    raise
+                if grad != "no_grad":
+                    torch.set_grad_enabled(before if grad == "restore" else True)
+                put_back()
+                if swallow:
+                    return None
+                raise
+            put_back()
+            return out
+
+        return functools.wraps(fn)(wrapper) if wraps else wrapper
+
+    return evaluating
+
+
+def test_q8_cases_mix_flags_grad_modes_and_errors() -> None:
+    fns = [args[0] for args in _all_cases(ch.q8)]
+    assert {fn.grad_before for fn in fns} == {True, False} and {fn.raises for fn in fns} == {True, False}
+    assert any(len(set(fn.flags)) > 1 and fn.flags[0] is False for fn in fns)  # model.train(was) overwrites a child
+    assert all(callable(ch.evaluating(fn)) for fn in fns)  # the reference takes the case as it is
+
+
+def test_q8_wrong_answers() -> None:
+    rejected(ch.q8, _decorator(wraps=False), "name, docstring, __wrapped__")
+    rejected(ch.q8, _decorator(restore="top"), "training flags after the call", "its own flag")
+    rejected(ch.q8, _decorator(restore="train"), "training flags after the call")
+    rejected(ch.q8, _decorator(finally_=False), "after fn raised")
+    rejected(ch.q8, _decorator(grad="always_on"), "Gradient recording was off before the call and is on")
+    rejected(ch.q8, _decorator(swallow=True), "the error must reach the caller")
+    rejected(ch.q8, lambda fn: fn, "Inside fn, gradient recording was on")
+    rejected(ch.q8, lambda fn: functools.wraps(fn)(torch.no_grad()(fn)), "still in training mode")
+    rejected(ch.q8, lambda fn: functools.wraps(fn)(lambda model, *a, **k: fn(model)), "raised TypeError")
+
+    def twice(fn):
+        @functools.wraps(fn)
+        def wrapper(model, *args, **kwargs):
+            fn(model, *args, **kwargs)
+            return _decorator()(fn)(model, *args, **kwargs)
+
+        return wrapper
+
+    rejected(ch.q8, twice, "called fn 2 times")
+
+    def drops_keywords(fn):
+        return _decorator()(functools.wraps(fn)(lambda model, *args, **kwargs: fn(model, *args)))
+
+    rejected(ch.q8, drops_keywords, "fn received scale=1.0")
+    rejected(ch.q8, lambda fn: functools.wraps(fn)(lambda m, *a, **k: _decorator()(fn)(copy.deepcopy(m), *a, **k)),
+             "another model")
+    rejected(ch.q8, lambda fn: _decorator(wraps=False)(functools.wraps(fn)(lambda *a, **k: fn(*a, **k) + 0)),
+             "not what fn returned")
+
+
+def test_q8_leaves_grad_mode_and_the_session_as_it_found_it() -> None:
+    before = torch.is_grad_enabled()
+    rejected(ch.q8, _decorator(grad="always_on"), "Gradient recording")
+    rejected(ch.q8, _decorator(finally_=False), "after fn raised")
+    assert torch.is_grad_enabled() == before
+
+
+# --- q9 · a lazy generator
+
+
+def test_q9_cases_span_the_sources_and_sizes() -> None:
+    cases = _all_cases(ch.q9)
+    assert {type(source) for source, _ in cases} == {list, range, protocols._Source}
+    sources = [source for source, _ in cases if isinstance(source, protocols._Source)]
+    assert any(s.length is None for s in sources) and any(s.length is not None for s in sources)
+    finite = [(len(source), n) for source, n in cases if not isinstance(source, protocols._Source)]
+    finite += [(s.length, n) for s, n in cases if isinstance(s, protocols._Source) and s.length is not None]
+    assert any(length % n for length, n in finite) and any(length and not length % n for length, n in finite)
+    assert (0, 2) in finite and any(n == 1 for _, n in finite) and any(n > length > 0 for length, n in finite)
+
+
+def _eager(iterable, n):
+    items = list(iterable)
+    yield from (tuple(items[i:i + n]) for i in range(0, len(items), n))
+
+
+def _lookahead(iterable, n):  # reads one item ahead of the batch it yields
+    iterator = iter(iterable)
+    batch = [next(iterator, None)]
+    for item in iterator:
+        if len(batch) == n:
+            yield tuple(batch)
+            batch = []
+        batch.append(item)
+    if batch != [None]:
+        yield tuple(batch)
+
+
+def _trailing_empty(iterable, n):
+    iterator = iter(iterable)
+    while True:
+        batch = tuple(itertools.islice(iterator, n))
+        yield batch
+        if len(batch) < n:
+            return
+
+
+def test_q9_wrong_answers() -> None:
+    rejected(ch.q9, _eager, "kept reading", "endless")
+    rejected(ch.q9, lambda it, n: [tuple(it[i:i + n]) for i in range(0, len(it), n)], "must come one at a time")
+    rejected(ch.q9, lambda it, n: iter(list(zip(*[iter(it)] * n, strict=False))), "kept reading")
+    rejected(ch.q9, lambda it, n: zip(*[iter(it)] * n, strict=False), "items at the end are missing")
+    rejected(ch.q9, lambda it, n: (list(b) for b in ch.batched(it, n)), "must be a tuple")
+    rejected(ch.q9, _lookahead, "reads ahead")
+    rejected(ch.q9, _trailing_empty, "an empty batch")
+    rejected(ch.q9, lambda it, n: (tuple(it[i:i + n]) for i in range(0, len(it), n)), "raised TypeError")
+    rejected(ch.q9, lambda it, n: map(tuple, zip(*[iter(it)] * 1, strict=False)), "one more batch")
+
+
+def test_q9_a_generator_that_never_ends_is_stopped(monkeypatch) -> None:
+    monkeypatch.setattr(ch.q9, "time_limit", 0.2)
+
+    def spin(iterable, n):
+        while True:
+            yield from ()
+
+    rejected(ch.q9, spin, "did not return within")
+
+
 # --- three different correct answers for every exercise
 
 
@@ -418,6 +608,101 @@ def _q6_by_hand(text):  # the parsed tree converted node by node: only literal n
     return value(body)
 
 
+def _q7_partial(warmups):
+    return [functools.partial(lambda length, epoch: min(1.0, (epoch + 1) / length), w) for w in warmups]
+
+
+def _q7_def_in_loop(warmups):
+    factors = []
+    for length in warmups:
+        def factor(epoch, length=length):
+            return 1.0 if epoch + 1 >= length else (epoch + 1) / length
+
+        factors.append(factor)
+    return factors
+
+
+class _Ramp:
+    def __init__(self, length):
+        self.length = length
+
+    def __call__(self, epoch):
+        return min((epoch + 1) / self.length, 1.0)
+
+
+def _q8_contextlib(fn):  # a context manager of its own for the flags, torch.inference_mode for the graph
+    @contextlib.contextmanager
+    def eval_mode(model):
+        flags = {m: m.training for m in model.modules()}
+        model.eval()
+        try:
+            yield
+        finally:
+            for module, flag in flags.items():
+                module.training = flag
+
+    @functools.wraps(fn)
+    def wrapper(model, *args, **kwargs):
+        with eval_mode(model), torch.inference_mode():
+            return fn(model, *args, **kwargs)
+
+    return wrapper
+
+
+def _q8_set_grad(fn):  # set_grad_enabled(False) as a context; train(flag) on each module, parents first
+    def wrapper(model, *args, **kwargs):
+        flags = [m.training for m in model.modules()]
+        model.train(False)
+        try:
+            with torch.set_grad_enabled(False):
+                return fn(model, *args, **kwargs)
+        finally:
+            for module, flag in zip(model.modules(), flags, strict=True):  # parents first: children override
+                module.train(flag)
+
+    functools.update_wrapper(wrapper, fn)
+    return wrapper
+
+
+def _q9_appending(iterable, n):
+    batch = []
+    for item in iterable:
+        batch.append(item)
+        if len(batch) == n:
+            yield tuple(batch)
+            batch = []
+    if batch:
+        yield tuple(batch)
+
+
+class _Batches:  # an iterator class, not a generator
+    def __init__(self, iterable, n):
+        self.iterator, self.n = iter(iterable), n
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = tuple(itertools.islice(self.iterator, self.n))
+        if not batch:
+            raise StopIteration
+        return batch
+
+
+def _q9_next_loop(iterable, n):
+    iterator = iter(iterable)
+    while True:
+        batch = []
+        for _ in range(n):
+            try:
+                batch.append(next(iterator))
+            except StopIteration:
+                break
+        if not batch:
+            return
+        yield tuple(batch)
+
+
 CORRECT = {
     "q1": [lambda e, loss, a: "epoch {:03d} | loss {:.4f} | acc {:.1%}".format(e, loss.item(), a),  # noqa: UP032
            lambda e, loss, a: "epoch %03d | loss %.4f | acc %.1f%%" % (e, loss, round(a * 100, 1)),  # noqa: UP031
@@ -434,6 +719,9 @@ CORRECT = {
                                    label=x.max(1).indices)],
     "q5": [_q5_boolean_optional, _q5_with_help, _q5_set_defaults],
     "q6": [_q6_any_error, _q6_parse_then_convert, _q6_by_hand],
+    "q7": [_q7_partial, _q7_def_in_loop, lambda warmups: list(map(_Ramp, warmups))],
+    "q8": [_q8_contextlib, _q8_set_grad, _decorator(grad="restore")],
+    "q9": [_q9_appending, _Batches, _q9_next_loop],
 }
 
 

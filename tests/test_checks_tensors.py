@@ -7,6 +7,9 @@ actually writes, and what the check must say about them.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -134,6 +137,39 @@ def test_q6_rejects_strides_that_assume_a_contiguous_signal():
     for wrong in (contiguous_strides, row_length_strides):
         assert "values differ" in _incorrect(tensors.q6, wrong)
     assert not tensors.q6.make_case(tensors.q6.total_cases - 1, "cpu")[0].is_contiguous()
+
+
+def test_q6_non_contiguous_signals_are_among_the_random_trials_and_the_statement_says_so():
+    """The statement allows a non-contiguous signal: random trials draw transposed ones (of more than one row,
+    so that the strides matter), not only the one declared case, and the answer receives them as they are."""
+    signals = [tensors.q6.make_case(t, "cpu")[0] for t in range(tensors.q6.trials)]
+    assert sum(not s.is_contiguous() and s.shape[0] > 1 for s in signals) >= 2
+    assert any(s.is_contiguous() for s in signals)
+    seen = []
+
+    def spy(s, size, step):
+        seen.append(s.is_contiguous())
+        return s.unfold(-1, size, step)
+
+    assert tensors.q6.grade(spy).status is Status.CORRECT and not all(seen)
+    assert "non-contiguous" in _statement("q6")
+
+
+def _statement(qid):
+    """The statement of ``qid`` in the exercise notebook (its markdown cell)."""
+    notebook = json.loads((Path(__file__).parents[1] / "exercises" / "01_tensors.ipynb").read_text(encoding="utf-8"))
+    texts = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown"]
+    return next(text for text in texts if text.startswith(f"## {qid} "))
+
+
+def test_statements_say_what_the_checks_enforce_and_where_it_is_taught():
+    """q2's refusal of an integer mean is taught in 01.4, not 01.1; q4's "no loops" and q13's "no inverse" are
+    enforced (loops=False, forbids) and the statements say so; q6 is tested above."""
+    assert "04_elementwise_reductions_comparisons.ipynb" in _statement("q2") and "01.4" in _statement("q2")
+    assert not tensors.q4.loops and "rejects a `for`" in _statement("q4")
+    forbidden = {n for uses in tensors.q13.forbids for n in uses.names}
+    assert {"torch.linalg.inv", "torch.linalg.pinv"} <= forbidden
+    assert "`inv` and `pinv`" in _statement("q13")
 
 
 @pytest.mark.parametrize(

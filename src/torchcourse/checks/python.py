@@ -1,9 +1,12 @@
-"""Exercises of appendix 00 · The Python the notes rely on (``exercises/00_python.ipynb``)."""
+"""Exercises of appendix 00 · The Python the notes rely on (``exercises/00_python.ipynb``).
+
+Each exercise is declared here; what is too long for one module lives in private siblings:
+- :mod:`._python_text`: q5's command lines and parser, q6's literals and payloads;
+- :mod:`._python_protocols`: q7-q9 (closures, a decorator, a generator), their references and judges.
+"""
 
 from __future__ import annotations
 
-import argparse
-import ast
 import contextlib
 import io
 from collections import namedtuple
@@ -13,10 +16,33 @@ from typing import Any
 
 import torch
 
+from ._python_protocols import (
+    _batched_case,
+    _evaluating_case,
+    _judge_batched,
+    _judge_evaluating,
+    _judge_warmups,
+    _warmup_case,
+    batched,
+    evaluating,
+    warmup_factors,
+)
+from ._python_text import (
+    _SIDE_EFFECTS,
+    _argv_case,
+    _namespace,
+    _ran_code,
+    _text_case,
+    _uniform,
+    _variant,
+    parse_literal,
+    parse_train_args,
+)
 from .core import (
     Case,
     Chapter,
     Exercise,
+    JudgedExercise,
     Mismatch,
     NotAttempted,
     TimedOut,
@@ -31,7 +57,6 @@ from .core import randint as _randint
 chapter = Chapter("00_python", "The Python the notes rely on")
 
 Prediction = namedtuple("Prediction", ["label", "score"])
-_SIDE_EFFECTS: list[str] = []  # what q6's hidden payloads append to, if the learner's code runs them
 
 
 class _Raised(Mismatch):
@@ -208,10 +233,6 @@ def _wrong_error(error: Exception, expected: type[Exception]) -> str:
 def _exercise(id: str, title: str, kind: type[_Exercise] = _Exercise, **options: Any) -> _Exercise:  # noqa: A002
     reference, inputs, points, hints = (options.pop(k) for k in ("reference", "inputs", "points", "hints"))
     return chapter.register(kind(chapter, id, title, points, reference, inputs, hints, **options))
-
-
-def _uniform(generator: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand((), generator=generator))
 
 
 # --- q1 · 00.1 a training log line ------------------------------------------------------------
@@ -420,40 +441,6 @@ q4 = _exercise(
 # --- q5 · 00.4 a training script's parser ------------------------------------------------------
 
 
-def _argv_case(generator: torch.Generator, device: str) -> Case:
-    epochs = _randint(generator, 1, 50)
-    argv = [f"--epochs={epochs}"] if _randint(generator, 0, 2) else ["--epochs", str(epochs)]
-    if _randint(generator, 0, 3):
-        argv += ["--lr", str(round(_uniform(generator, 1e-4, 1.0), 5))]
-    if _randint(generator, 0, 2):
-        argv.append("-v" if _randint(generator, 0, 2) else "--verbose")
-    if _randint(generator, 0, 2):
-        argv.append("--no-shuffle")
-    groups: list[list[str]] = []  # keep each option next to its value while shuffling
-    for item in argv:
-        if item.startswith("-"):
-            groups.append([item])
-        else:
-            groups[-1].append(item)
-    order = torch.randperm(len(groups), generator=generator).tolist()
-    return ([word for i in order for word in groups[i]],)
-
-
-def parse_train_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="train.py")
-    parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--epochs", type=int, required=True)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    parser.add_argument("--no-shuffle", dest="shuffle", action="store_false")
-    return parser.parse_args(argv)
-
-
-def _namespace(value: Any) -> dict[str, Any]:
-    if not isinstance(value, argparse.Namespace):
-        raise Mismatch(f"your result: expected the Namespace that parse_args returns, got {describe(value)}.")
-    return vars(value)
-
-
 class _ParserExercise(_Exercise):
     """q5 also checks the declared edge case: without --epochs the parser must refuse (exit)."""
 
@@ -506,82 +493,7 @@ q5 = _exercise(
 )
 
 
-def _variant(argv: list[str], shuffle: str = "store_false", verbose: str = "store_true") -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="train.py")
-    parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--epochs", type=int, required=True)
-    parser.add_argument("-v", "--verbose", action=verbose)
-    parser.add_argument("--no-shuffle", dest="shuffle", action=shuffle)
-    return parser.parse_args(argv)
-
-
-
-
 # --- q6 · 00.4 parse a literal, never run code ---------------------------------------------------
-
-_PAYLOADS = [
-    "__import__('torchcourse.checks.python').checks.python._SIDE_EFFECTS.append('ran') or [1, 2]",
-    "[__import__('torchcourse.checks.python').checks.python._SIDE_EFFECTS.append('ran'), 3][1:]",
-    "{'lr': __import__('torchcourse.checks.python').checks.python._SIDE_EFFECTS.append('ran') or 0.1}",
-]
-
-
-def _literal(generator: torch.Generator, depth: int = 0) -> Any:
-    kind = _randint(generator, 0, 8 if depth < 2 else 5)
-    if kind == 0:
-        return _randint(generator, -100, 100)
-    if kind == 1:
-        return round(_uniform(generator, -10.0, 10.0), 3)
-    if kind == 2:
-        return "".join("abcxyz_"[_randint(generator, 0, 7)] for _ in range(_randint(generator, 0, 6)))
-    if kind == 3:
-        return (True, False, None)[_randint(generator, 0, 3)]
-    if kind == 4:
-        return _randint(generator, 0, 2) == 1
-    if kind == 5:
-        return [_literal(generator, depth + 1) for _ in range(_randint(generator, 0, 4))]
-    if kind == 6:
-        return tuple(_literal(generator, depth + 1) for _ in range(_randint(generator, 0, 4)))
-    return {f"k{i}": _literal(generator, depth + 1) for i in range(_randint(generator, 0, 4))}
-
-
-def _text_case(generator: torch.Generator, device: str, trial: int = 0) -> Case:
-    """Trial 0 is a literal (an answer that refuses everything is told so first), trial 1 a payload (an answer
-    that runs code is told that before anything else), trial 2 a literal cut short (not valid Python: SyntaxError
-    in ``ast.literal_eval``); the others any of the four kinds. Without ``trial`` (a caller that knows only
-    ``inputs(generator, device)``) it builds trial 0's kind."""
-    if trial == 0:  # kinds: 0 a payload, 1 a tuple, 2 a dict, 3 a tuple or dict cut short
-        kind = _randint(generator, 1, 3)
-    elif trial in (1, 2):
-        kind = 0 if trial == 1 else 3
-    else:
-        kind = _randint(generator, 0, 4)
-    if kind == 0:
-        return (_PAYLOADS[_randint(generator, 0, len(_PAYLOADS))],)
-    value = [_literal(generator, 1) for _ in range(_randint(generator, 1, 4))]
-    text = repr(tuple(value) if kind == 1 else {"values": value, "lr": _literal(generator, 2)})
-    if kind == 3:  # cut before its closing bracket: the bracket is never closed, whatever else is left
-        text = text[: _randint(generator, 1, len(text))]
-    return (text,)
-
-
-def parse_literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (SyntaxError, TypeError, ValueError, MemoryError, RecursionError) as error:  # its malformed input
-        raise ValueError(f"not a Python literal: {text!r}") from error
-
-
-def _ran_code() -> str | None:
-    if _SIDE_EFFECTS:
-        _SIDE_EFFECTS.clear()
-        return (
-            "Your function ran the text as code: a hidden input carried a harmless payload, and its side effect "
-            "happened. eval() executes whatever expression the text holds."
-        )
-    return None
-
-
 
 
 class _LiteralExercise(_Exercise):
@@ -624,3 +536,61 @@ q6 = _exercise(
         "raise ValueError from the error.",
     ],
 )
+
+
+# --- q7-q9 · 00.5 and 00.6 closures, a decorator, a generator (judged in _python_protocols) ---------------
+
+
+def _judged(id: str, title: str, **options: Any) -> JudgedExercise:  # noqa: A002
+    return chapter.register(JudgedExercise(chapter, id, title, on=("cpu",), **options))
+
+
+q7 = _judged(
+    "q7",
+    "One warm-up factor per parameter group: closures made in a loop",
+    points=2,
+    reference=warmup_factors,
+    inputs=_warmup_case,
+    judge=_judge_warmups,
+    trials=6,  # one to five lengths: a length of 1, one alone, one twice, the last the shortest
+    hints=[
+        "A function made inside a loop (a lambda or a def) does not copy the loop variable: it looks it up when "
+        "it is called.",
+        "Give each function its own binding: a default argument (lambda epoch, w=w: ...), functools.partial, or "
+        "a small factory function that returns the lambda.",
+        "Bind the length itself, not an index into the list: the caller may change the list afterwards.",
+    ],
+)
+
+q8 = _judged(
+    "q8",
+    "A decorator that evaluates, and restores what it changed",
+    points=2,
+    reference=evaluating,
+    inputs=_evaluating_case,
+    judge=_judge_evaluating,
+    trials=6,  # mixed flags, grad mode already off, fn raising, and combinations
+    hints=[
+        "Inside evaluating, define wrapper(model, *args, **kwargs), decorate it with @functools.wraps(fn) and "
+        "return it.",
+        "Record each module's training flag (model.modules()) before model.eval(): model.train(was) would give "
+        "every submodule the model's own flag.",
+        "Call fn inside `with torch.no_grad():`, in a try block whose finally puts each flag back.",
+    ],
+)
+
+q9 = _judged(
+    "q9",
+    "Batches from any iterable, lazily: a generator",
+    points=2,
+    reference=batched,
+    inputs=_batched_case,
+    judge=_judge_batched,
+    trials=8,  # lists, a range, one-shot and endless iterators; a short last batch, exact batches, none, n=1
+    hints=[
+        "iter(iterable) gives an iterator for a list, a range or an iterator alike; next() takes one item.",
+        "A function with `yield` in it is a generator function: its body runs only as the caller asks for items.",
+        "itertools.islice(iterator, n) takes at most n items: make a tuple of them, stop when it is empty.",
+    ],
+)
+

@@ -201,11 +201,17 @@ q5 = chapter.exercise(
 # --- q6 · 01.2 views: sliding windows that share memory -------------------------------------
 
 
-def _signals(generator: torch.Generator, device: str) -> tuple[torch.Tensor, int, int]:
+def _signals(generator: torch.Generator, device: str, trial: int = 0) -> tuple[torch.Tensor, int, int]:
+    """Odd trials hand in a non-contiguous (transposed) signal, which the statement allows: its samples are
+    ``B`` elements apart. (A strided slice would not reach the answer: the check hands it a clone.)"""
     size, step = _randint(generator, 2, 5), _randint(generator, 1, 4)
     leftover = _randint(generator, 0, step) if _randint(generator, 0, 2) else 0  # dropped at the end
     length = size + step * _randint(generator, 1, 5) + leftover
-    signal = torch.randn(_randint(generator, 1, 4), length, generator=generator)
+    batch = _randint(generator, 2 if trial % 2 else 1, 4)  # a transposed single row would be contiguous
+    if trial % 2:
+        signal = torch.randn(length, batch, generator=generator).T
+    else:
+        signal = torch.randn(batch, length, generator=generator)
     return signal.to(device), size, step
 
 
@@ -219,7 +225,7 @@ q6 = chapter.exercise(
     points=2,
     reference=sliding_windows,
     inputs=_signals,
-    trials=5,  # cases with and without an incomplete last window
+    trials=5,  # with and without an incomplete last window; trials 1 and 3 non-contiguous (transposed)
     shares_memory=True,
     cases=[(torch.arange(7.0).view(1, 7), 2, 3),  # step > size
            (torch.arange(10.0).view(2, 5), 5, 1),  # a single window
