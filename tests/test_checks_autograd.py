@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from grading import accepted, rejected
+from torch.func import functional_call, grad, grad_and_value, jacrev, vmap
 
 from torchcourse.checks import Status
+from torchcourse.checks import _autograd_func as af
 from torchcourse.checks import autograd as ch
 
 
@@ -354,6 +357,121 @@ def _predict_inference(w, b, x):
         return torch.sigmoid(x @ w + b)
 
 
+# --- q10 · per-sample gradients with torch.func
+
+
+def _params(model):
+    return {name: p.detach() for name, p in model.named_parameters()}
+
+
+def _per_sample_vmap_grad(model, x, y):
+    def loss(params, xi, yi):
+        return F.cross_entropy(functional_call(model, params, (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+    return vmap(grad(loss), in_dims=(None, 0, 0))(_params(model), x, y)
+
+
+def _per_sample_jacrev(model, x, y):
+    # sample i's loss depends on sample i alone, so row i of the Jacobian of the losses is its gradient
+    return jacrev(lambda p: F.cross_entropy(functional_call(model, p, (x,)), y, reduction="none"))(_params(model))
+
+
+def _per_sample_grad_and_value(model, x, y):
+    def loss(batch, params):  # the samples first, as one tuple, and mapped over its dimension 0
+        xi, yi = batch
+        return F.cross_entropy(functional_call(model, params, xi[None]), yi[None])
+
+    grads, _losses = vmap(grad_and_value(loss, argnums=1), in_dims=((0, 0), None))((x, y), _params(model))
+    return grads
+
+
+def _per_sample_batched_autograd(model, x, y):  # autograd.grad batched over one-hot grad_outputs, no loop
+    params = dict(model.named_parameters())
+    losses = F.cross_entropy(model(x), y, reduction="none")
+    grads = torch.autograd.grad(losses, list(params.values()), torch.eye(len(x), device=x.device),
+                                is_grads_batched=True)
+    return dict(zip(params, grads, strict=True))
+
+
+def _per_sample_loop(model, x, y):
+    grads = [_per_sample_vmap_grad(model, x[i:i + 1], y[i:i + 1]) for i in range(len(x))]
+    return {name: torch.cat([g[name] for g in grads]) for name in grads[0]}
+
+
+def _per_sample_backward_loop(model, x, y):
+    rows = []
+    for i in range(len(x)):
+        model.zero_grad()
+        F.cross_entropy(model(x[i:i + 1]), y[i:i + 1]).backward()
+        rows.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    return {name: torch.stack([row[name] for row in rows]) for name in rows[0]}
+
+
+def _per_sample_no_grad_filled(model, x, y):
+    result = _per_sample_vmap_grad(model, x, y)
+    F.cross_entropy(model(x), y).backward()
+    return result
+
+
+def _weights_only(model, x, y):
+    return {name: g for name, g in _per_sample_vmap_grad(model, x, y).items() if name.endswith("weight")}
+
+
+def _with_buffers(model, x, y):
+    return {**_per_sample_vmap_grad(model, x, y),
+            **{name: b.expand(len(x), *b.shape) for name, b in model.named_buffers()}}
+
+
+def _summed_gradient(model, x, y):
+    return grad(lambda p: F.cross_entropy(functional_call(model, p, (x,)), y, reduction="sum"))(_params(model))
+
+
+def _left_in_train_mode(model, x, y):
+    result = _per_sample_vmap_grad(model.eval(), x, y)
+    model.train()
+    return result
+
+
+def _stepped(model, x, y):
+    result = _per_sample_vmap_grad(model, x, y)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.sub_(0.1 * p)
+    return result
+
+
+def test_q10_wrong_answers() -> None:
+    rejected(ch.q10, af._mean_repeated, "same gradient", "mean loss")
+    rejected(ch.q10, af._sum_repeated, "same gradient", "summed over the batch")
+    rejected(ch.q10, af._share_of_mean, "divided by the batch size")
+    rejected(ch.q10, _weights_only, "expected the keys")
+    rejected(ch.q10, _with_buffers, "expected the keys")
+    rejected(ch.q10, _summed_gradient, "shape")
+    rejected(ch.q10, _per_sample_no_grad_filled, ".grad on the model's parameters")
+    rejected(ch.q10, _left_in_train_mode, "mode")
+    rejected(ch.q10, _stepped, "changed the parameters")
+
+
+def test_q10_rules_out_a_loop_over_the_samples() -> None:
+    rejected(ch.q10, _per_sample_loop, "no Python loop over the samples", "the model ran")
+    rejected(ch.q10, _per_sample_backward_loop, ".grad on the model's parameters")
+
+
+def test_q10_accepts_batched_autograd_grad() -> None:
+    accepted(ch.q10, _per_sample_batched_autograd)
+
+
+def test_q10_solution_shown_runs_where_only_torch_is_imported() -> None:
+    namespace = {"torch": torch}
+    exec(ch.q10.solution_code, namespace)  # noqa: S102 - the course's own solution text
+    accepted(ch.q10, namespace["per_sample_grads"])
+
+
+def test_q10_blank_is_not_attempted() -> None:
+    assert ch.q10.grade(lambda model, x, y: ...).status is Status.NOT_ATTEMPTED
+
+
+
 CORRECT = {
     "q1": [lambda w, x, y: 2 / len(x) * x.T @ (x @ w - y), lambda w, x, y: (2 * (x @ w - y) @ x) / x.shape[0],
            lambda w, x, y: torch.mean(2 * (x @ w - y)[:, None] * x, dim=0)],
@@ -368,6 +486,7 @@ CORRECT = {
                                                                                             + b.detach()).sigmoid()],
     "q9": [ch.clamp_st, lambda x, lo, hi: _ClampSTSaved.apply(x, lo, hi),
            lambda x, lo, hi: _ClampSTSetup.apply(x, lo, hi)],
+    "q10": [_per_sample_vmap_grad, _per_sample_jacrev, _per_sample_grad_and_value],
 }
 
 

@@ -7,6 +7,9 @@ from typing import Any
 
 import torch
 
+from ._autograd_func import MISCONCEPTIONS as _PER_SAMPLE_MISCONCEPTIONS
+from ._autograd_func import SOLUTION as _PER_SAMPLE_SOLUTION
+from ._autograd_func import model_left_alone, one_sample_case, per_sample_case, per_sample_grads
 from .core import NO_GRAPH, Chapter, Uses
 from .core import randint as _randint
 
@@ -555,4 +558,30 @@ q9 = chapter.exercise(
         "hi.",
         "clamp_st(x, lo, hi) is ClampST.apply(x, lo, hi): never call forward directly.",
     ],
+)
+
+
+# --- q10 · 02.6 per-sample gradients with torch.func (cases, reference and wrong answers: _autograd_func.py)
+
+q10 = chapter.exercise(
+    "q10",
+    "Per-sample gradients with torch.func",
+    points=2,
+    reference=per_sample_grads,
+    inputs=per_sample_case,  # trial 0 a Linear, 1 an MLP with a bias-free layer, 2 a BatchNorm model in eval mode
+    atol=1e-5,
+    rtol=1e-4,
+    time_limit=10,
+    properties=[model_left_alone],  # no .grad filled; no Python loop over the samples (forward calls counted)
+    cases=[one_sample_case],  # a batch of one sample
+    hints=[
+        "`functional_call(model, params, (inputs,))` runs the model with the parameters you pass in a dict, so a "
+        "function of those parameters can be differentiated with `torch.func.grad`.",
+        "Write the loss of one sample (x of shape (d,), y a 0-d class index) as a function of the parameters: the "
+        "model wants a batch, so give it one of size 1.",
+        "`vmap` maps that gradient function over the batch dimension of x and y, with in_dims=None for the "
+        "parameters, which all samples share.",
+    ],
+    misconceptions=_PER_SAMPLE_MISCONCEPTIONS,
+    solution_code=_PER_SAMPLE_SOLUTION,
 )
