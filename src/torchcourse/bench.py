@@ -89,7 +89,7 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "elementwise_dram": (2**22, 2**24),
         "conv_train": (2, 8),
         "lstm": (4, 16),
-        "train_step": (16, 64),
+        "train_step": (16, 256),
         "peak_matmul": (512,),
         "regime_add": (2**4, 2**8, 2**12, 2**18, 2**22),
         "regime_matmul": (16, 64, 256, 512),
@@ -561,7 +561,7 @@ def compare(
 
     On each device every workload at every size is timed in one :func:`time_fns` call: one block of
     each in turn, round after round, so a machine's load falls on all of them alike, whether a lesson
-    compares two workloads or two sizes of one (four times the batch, not twice the time), and there
+    compares two workloads or two sizes of one (an image costs less in the largest batch), and there
     are :data:`COMPARE_BLOCKS` of each, so that each has its quiet ones: a ratio of their fastest
     blocks (``Timing.best``) then means what it says. Returns one :class:`BenchResult` per label, in
     the order given.
