@@ -10,14 +10,10 @@ from typing import Any
 
 import torch
 
-from .core import Case, Mismatch, describe
+from .core import Case, Mismatch, describe, uniform
 from .core import randint as _randint
 
 _SIDE_EFFECTS: list[str] = []  # what q6's hidden payloads append to, if the learner's code runs them
-
-
-def _uniform(generator: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand((), generator=generator))
 
 
 # --- q5 · 00.4 a training script's parser ------------------------------------------------------
@@ -27,7 +23,7 @@ def _argv_case(generator: torch.Generator, device: str) -> Case:
     epochs = _randint(generator, 1, 50)
     argv = [f"--epochs={epochs}"] if _randint(generator, 0, 2) else ["--epochs", str(epochs)]
     if _randint(generator, 0, 3):
-        argv += ["--lr", str(round(_uniform(generator, 1e-4, 1.0), 5))]
+        argv += ["--lr", str(round(uniform(generator, 1e-4, 1.0), 5))]
     if _randint(generator, 0, 2):
         argv.append("-v" if _randint(generator, 0, 2) else "--verbose")
     if _randint(generator, 0, 2):
@@ -80,7 +76,7 @@ def _literal(generator: torch.Generator, depth: int = 0) -> Any:
     if kind == 0:
         return _randint(generator, -100, 100)
     if kind == 1:
-        return round(_uniform(generator, -10.0, 10.0), 3)
+        return round(uniform(generator, -10.0, 10.0), 3)
     if kind == 2:
         return "".join("abcxyz_"[_randint(generator, 0, 7)] for _ in range(_randint(generator, 0, 6)))
     if kind == 3:

@@ -33,7 +33,6 @@ from ._python_text import (
     _namespace,
     _ran_code,
     _text_case,
-    _uniform,
     _variant,
     parse_literal,
     parse_train_args,
@@ -51,6 +50,7 @@ from .core import (
     clone_case,
     compare,
     describe,
+    uniform,
 )
 from .core import randint as _randint
 
@@ -240,8 +240,8 @@ def _exercise(id: str, title: str, kind: type[_Exercise] = _Exercise, **options:
 
 def _log_case(generator: torch.Generator, device: str) -> Case:
     epoch = _randint(generator, 0, 100)  # below 100, so the zero padding always shows
-    loss = torch.tensor(_uniform(generator, 0.0, 3.0), device=device)  # a 0-d tensor, as a loss is
-    acc = round(_uniform(generator, 0.0, 1.0), 4)
+    loss = torch.tensor(uniform(generator, 0.0, 3.0), device=device)  # a 0-d tensor, as a loss is
+    acc = round(uniform(generator, 0.0, 1.0), 4)
     return epoch, loss, acc
 
 
