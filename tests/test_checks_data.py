@@ -15,7 +15,15 @@ import torch
 from grading import accepted, rejected
 from PIL import Image
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, get_worker_info
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    RandomSampler,
+    Sampler,
+    get_worker_info,
+)
 from torchvision import transforms
 from torchvision.transforms import v2
 
@@ -774,6 +782,111 @@ def test_q9_other_correct_answers():
     accepted(data.q9, _transposed_then_back)
 
 
+# --- q10 · an IterableDataset that shards across workers ------------------------------------------
+
+
+class _NoShard(IterableDataset):
+    def __init__(self, items):
+        self.items = list(items)
+
+    def __iter__(self):
+        return iter(self.items)  # every worker yields the whole list
+
+
+class _OnlyWithWorkers(_NoShard):
+    def __iter__(self):
+        info = get_worker_info()  # None in the main process
+        return iter(self.items[info.id::info.num_workers])
+
+
+class _FloorChunks(_NoShard):
+    def __iter__(self):
+        info = get_worker_info()
+        count, index = (1, 0) if info is None else (info.num_workers, info.id)
+        size = len(self.items) // count  # rounded down: the last items belong to no worker
+        return iter(self.items[index * size:(index + 1) * size])
+
+
+class _OffByOne(_NoShard):
+    def __iter__(self):
+        info = get_worker_info()
+        start, step = (0, 1) if info is None else (info.id, info.num_workers)
+        return iter(self.items[start:-1:step])  # the last item is never read
+
+
+class _Overlapping(_NoShard):
+    def __iter__(self):
+        info = get_worker_info()
+        return iter(self.items if info is None else self.items[info.id:])  # worker 1 reads worker 0's share too
+
+
+class _MapStyle(Dataset):
+    def __init__(self, items):
+        self.items = list(items)
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+
+def test_q10_wrong_streams_are_named():
+    rejected(data.q10, _NoShard, "every item arrived 2 times")
+    rejected(data.q10, _OnlyWithWorkers, "num_workers=0", "AttributeError")
+    rejected(data.q10, _FloorChunks, "never arrived")
+    rejected(data.q10, _OffByOne, "never arrived")
+    rejected(data.q10, _Overlapping, "more than once")
+    rejected(data.q10, _MapStyle, "IterableDataset")
+    assert data.q10.grade(_PlaceholderStream).status is Status.NOT_ATTEMPTED
+
+
+class _PlaceholderStream(_NoShard):
+    def __iter__(self):
+        return ...
+
+
+def test_q10_hidden_lists_span_the_statement():
+    lengths = [len(data.q10.make_case(t, "cpu")[0]) for t in range(data.q10.trials)]
+    assert any(n % 2 for n in lengths if n > 2) and 1 in lengths  # an uneven split, and fewer items than workers
+
+
+def test_q10_under_spawn(monkeypatch):
+    """Workers started by spawn import nothing from the test or the notebook: the dataset travels by value."""
+    from torchcourse.checks import _data_stream
+
+    monkeypatch.setattr(_data_stream, "_context", lambda: "spawn")
+    _data_stream._judge_stream(_Chunks, ([5, 3, 8],))
+    with pytest.raises(Exception, match="every item arrived 2 times"):
+        _data_stream._judge_stream(_NoShard, ([5, 3, 8],))
+
+
+class _Chunks(_NoShard):
+    def __iter__(self):
+        info = get_worker_info()
+        count, index = (1, 0) if info is None else (info.num_workers, info.id)
+        size = -(-len(self.items) // count)  # rounded up: the last chunk is the short one
+        yield from self.items[index * size:(index + 1) * size]
+
+
+class _IsliceStream(_NoShard):
+    def __iter__(self):
+        import itertools
+
+        info = get_worker_info()
+        start, step = (0, 1) if info is None else (info.id, info.num_workers)
+        return itertools.islice(self.items, start, None, step)
+
+
+class _NumpySplit(_NoShard):
+    def __iter__(self):
+        info = get_worker_info()
+        if info is None:
+            yield from self.items
+        else:  # NumPy integers: the loader hands them over as 0-d tensors
+            yield from np.array_split(np.array(self.items), info.num_workers)[info.id]
+
+
 # --- three different correct answers per exercise (#24) ------------------------------------------------------------
 
 
@@ -811,6 +924,7 @@ CORRECT = {
     "q8": [_loader_with_sampler, _loader_with_batch_sampler,
            lambda d, b, s: DataLoader(d, b, sampler=_NumpyShuffle(len(d), s), drop_last=True)],
     "q9": [_numpy_header, _struct, _byte_by_byte],
+    "q10": [_Chunks, _IsliceStream, _NumpySplit],
 }
 
 

@@ -988,6 +988,154 @@ def _checkpoint_round_trip(model, optimizer, scheduler, epoch):
     return torch.load(buffer, weights_only=True)
 
 
+# --- q13 · a complete training loop
+
+
+def _loop(model, train_loader, test_loader, loss_fn, optimizer, epochs, *, zero=True, train_each_epoch=True,
+          evaluate_in_eval=True, no_grad=True, step_per_batch=True, restore=True, mean_of_batches=False,
+          as_tensor=False):
+    """The reference loop, with one of its parts left out or changed."""
+    was_training = model.training
+    accuracies = []
+    if not train_each_epoch:
+        model.train()
+    for _ in range(epochs):
+        if train_each_epoch:
+            model.train()
+        for x, y in train_loader:
+            if zero:
+                optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            if step_per_batch:
+                optimizer.step()
+        if not step_per_batch:
+            optimizer.step()
+        if evaluate_in_eval:
+            model.eval()
+        with torch.no_grad() if no_grad else contextlib.nullcontext():
+            hits = [(model(x).argmax(dim=1) == y).double() for x, y in test_loader]
+        accuracy = torch.stack([h.mean() for h in hits]).mean() if mean_of_batches else torch.cat(hits).mean()
+        accuracies.append(accuracy if as_tensor else accuracy.item())
+    if restore:
+        model.train(was_training)
+    return accuracies
+
+
+def test_q13_wrong_loops_are_named() -> None:
+    state = torch.get_rng_state()
+    rejected(ch.q13, functools.partial(_loop, zero=False), "gradients accumulate")
+    rejected(ch.q13, functools.partial(_loop, train_each_epoch=False), "After an evaluation the next epoch trained "
+                                                                       "in eval mode")
+    rejected(ch.q13, functools.partial(_loop, evaluate_in_eval=False), "evaluation ran with the model in train mode")
+    rejected(ch.q13, functools.partial(_loop, no_grad=False), "gradient tracking on")
+    rejected(ch.q13, functools.partial(_loop, step_per_batch=False), "once per epoch")
+    rejected(ch.q13, functools.partial(_loop, restore=False), "left the model in eval mode")
+    rejected(ch.q13, functools.partial(_loop, mean_of_batches=True), "not the fraction of the test samples")
+    rejected(ch.q13, functools.partial(_loop, as_tensor=True), "Python float")
+    assert torch.equal(torch.get_rng_state(), state) and torch.is_grad_enabled()  # the session as it was
+
+
+def test_q13_a_model_given_in_eval_mode_must_be_put_in_train_mode() -> None:
+    def never_train(model, train_loader, test_loader, loss_fn, optimizer, epochs):
+        if model.training:  # right whenever the model comes in train mode: the check hands one in eval mode
+            return _loop(model, train_loader, test_loader, loss_fn, optimizer, epochs)
+        accuracies = []
+        for _ in range(epochs):
+            for x, y in train_loader:  # in the mode it came in
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+            accuracies.append(_evaluate(model, test_loader))
+        return accuracies
+
+    rejected(ch.q13, never_train, "given in eval mode, and nothing put it in train mode")
+    modes = [ch.q13.make_case(t, "cpu")[0].training for t in range(ch.q13.trials)]
+    assert False in modes and True in modes
+
+
+def test_q13_other_losses_of_a_step() -> None:
+    def no_backward(model, train_loader, test_loader, loss_fn, optimizer, epochs):
+        was, accuracies = model.training, []
+        for _ in range(epochs):
+            model.train()
+            for x, y in train_loader:
+                optimizer.zero_grad()
+                loss_fn(model(x), y)
+                optimizer.step()
+            accuracies.append(_evaluate(model, test_loader))
+        model.train(was)
+        return accuracies
+
+    rejected(ch.q13, no_backward, "weights differ")
+    rejected(ch.q13, lambda *args: _loop(*args)[:-1], "accuracies for")
+
+
+def _evaluate(model, loader):
+    model.eval()
+    with torch.inference_mode():
+        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in loader)
+    return correct / len(loader.dataset)
+
+
+def _fit_set_to_none_false(model, train_loader, test_loader, loss_fn, optimizer, epochs):
+    mode, accuracies = model.training, []
+    for _ in range(epochs):
+        model.train(True)
+        for x, y in train_loader:
+            optimizer.zero_grad(set_to_none=False)  # zeros, not None: the same step
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+        accuracies.append(_evaluate(model, test_loader))  # inference_mode, int counts
+    model.train(mode)
+    return accuracies
+
+
+def _fit_model_zero_grad_after_step(model, train_loader, test_loader, loss_fn, optimizer, epochs):
+    was_training, accuracies = model.training, []
+    for _ in range(epochs):
+        model.train()
+        for x, y in train_loader:
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            model.zero_grad()  # after the step: the gradients start at None, and each batch's are its own
+        model.eval()
+        with torch.set_grad_enabled(False):
+            predictions = torch.cat([model(x).argmax(dim=1) for x, _ in test_loader])
+            labels = torch.cat([y for _, y in test_loader])
+        accuracies.append(float((predictions == labels).float().mean()))  # float32: within the tolerance
+    if was_training:
+        model.train()
+    else:
+        model.eval()
+    return accuracies
+
+
+def _train_one_epoch(model, loader, loss_fn, optimizer):
+    model.train()
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        loss_fn(model(inputs), targets).backward()
+        optimizer.step()
+
+
+@torch.no_grad()
+def _accuracy(model, loader):
+    model.eval()
+    correct = np.sum([(model(x).argmax(-1) == y).sum().item() for x, y in loader])
+    return float(correct) / len(loader.dataset)
+
+
+def _fit_in_two_functions(model, train_loader, test_loader, loss_fn, optimizer, epochs):
+    initial = model.training
+    accuracies = []
+    for _ in range(epochs):
+        _train_one_epoch(model, train_loader, loss_fn, optimizer)
+        accuracies.append(_accuracy(model, test_loader))
+    model.train(initial)
+    return accuracies
+
+
 CORRECT = {
     "q1": [_mlp_sequential, _MLPModuleList, _MLPModuleDict],
     "q2": [lambda h, w, k, s, p, d: tuple((n + 2 * pp - dd * (kk - 1) - 1) // ss + 1
@@ -1011,6 +1159,7 @@ CORRECT = {
             lambda lr, s, g, n: torch.from_numpy(lr * np.power(g, np.arange(n) // s))],
     "q12": [lambda m, o, s, e: dict(model=m.state_dict(), optimizer=o.state_dict(), scheduler=s.state_dict(), epoch=e),
             _checkpoint_copied, _checkpoint_round_trip],
+    "q13": [_fit_set_to_none_false, _fit_model_zero_grad_after_step, _fit_in_two_functions],
 }
 
 

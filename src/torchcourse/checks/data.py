@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,7 +18,8 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..datasets import SHAPES, draw_shape
-from ..lesson import workdir
+from ._data_files import _folder, _idx_case, _judge_idx, write_idx
+from ._data_stream import ShardedStream, _judge_stream, _stream_case
 from ._data_weights import _CASES, _KINDS, _judge_weights, _unbalanced_labels, balanced_weights
 from ._data_workers import _judge_worker_init, _loader_seeds, seed_worker
 from .core import (
@@ -41,18 +41,6 @@ chapter = Chapter("04_data", "Data")
 def _declare(id: str, title: str, **options: Any) -> JudgedExercise:  # noqa: A002
     """Declare a :class:`JudgedExercise` of this chapter."""
     return chapter.register(JudgedExercise(chapter, id, title, **options))
-
-
-def _folder(kind: str, generator: torch.Generator) -> Path:
-    """A fresh, empty scratch folder for one hidden case (named by the case's random draw)."""
-    tag = _randint(generator, 0, 2**31)
-    path = workdir() / "checks" / f"{kind}-{tag}"
-    if path.exists():
-        import shutil
-
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
 
 
 def _first_line(error: BaseException) -> str:
@@ -562,53 +550,7 @@ q8 = _declare(
 
 
 # --- q9 · 04.4 write an IDX file that torchvision's MNIST reads ------------------------------------
-
-
-def _idx_case(generator: torch.Generator, device: str) -> tuple[str, torch.Tensor]:
-    root = _folder("idx", generator)
-    if _randint(generator, 0, 2):
-        shape: tuple[int, ...] = (_randint(generator, 1, 6), _randint(generator, 2, 30), _randint(generator, 2, 30))
-    else:
-        shape = (_randint(generator, 1, 300),)
-    array = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8).to(device)
-    return str(root / "data-idx-ubyte"), array
-
-
-def write_idx(path, array):
-    array = array.cpu().contiguous()
-    header = bytes([0, 0, 0x08, array.dim()]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with open(path, "wb") as f:
-        f.write(header + array.numpy().tobytes())
-
-
-def _judge_idx(answer: Callable[..., Any], case: Case) -> None:
-    path, array = case
-    Path(path).unlink(missing_ok=True)
-    call_answer(answer, path, array.clone())
-    if not Path(path).exists():
-        raise Mismatch("Your function wrote no file at `path`.")
-    data = Path(path).read_bytes()
-    header = 4 + 4 * array.dim()
-    if len(data) != header + array.numel():
-        raise Mismatch(
-            f"Your file has {len(data)} bytes; a {array.dim()}-d uint8 IDX file of shape {tuple(array.shape)} "
-            f"has {header + array.numel()}: a 4-byte magic number, 4 bytes per dimension, then one byte per value."
-        )
-    if data[:3] != bytes([0, 0, 0x08]) or data[3] != array.dim():
-        raise Mismatch("The magic number is wrong: two zero bytes, 0x08 (uint8), then the number of dimensions.")
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(array.dim())]
-    if dims != list(array.shape):
-        little = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "little") for i in range(array.dim())]
-        if little == list(array.shape):
-            raise Mismatch("The dimensions are little-endian; IDX stores them big-endian.")
-        raise Mismatch(f"The header says shape {dims}; the array's shape is {list(array.shape)}.")
-    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
-
-    try:
-        read = read_sn3_pascalvincent_tensor(path, strict=False)
-    except Exception as error:
-        raise Mismatch(f"torchvision could not read your file: {type(error).__name__}: {_first_line(error)}") from None
-    compare(read, array.cpu(), "the array torchvision read back from your file")
+# The case (a uint8 array, 1-d or 3-d) and the judge, which reads the file back with torchvision: _data_files.py.
 
 
 q9 = _declare(
@@ -622,5 +564,26 @@ q9 = _declare(
         "The header is bytes([0, 0, 0x08, ndim]) followed by each dimension as "
         "int(d).to_bytes(4, 'big'); then the values, one byte each, row-major.",
         "The tensor may be on a GPU: `array.cpu().numpy().tobytes()` gives the bytes.",
+    ],
+)
+
+
+# --- q10 · 04.2 an IterableDataset that shards across workers ----------------------------------------
+# Read with 0, 1 and 2 real workers, under this platform's start method: _data_stream.py.
+
+
+q10 = _declare(
+    "q10",
+    "An IterableDataset that shards across workers",
+    points=2,
+    reference=ShardedStream,
+    inputs=_stream_case,
+    judge=_judge_stream,
+    trials=2,  # an odd number of items, then a single item (fewer than the workers)
+    hints=[
+        "Every worker gets its own copy of the dataset and runs its __iter__ in full: each must yield only its share.",
+        "Inside __iter__, torch.utils.data.get_worker_info() gives this worker's id and num_workers; it is None "
+        "in the main process (no workers), which must then yield everything.",
+        "Worker id yields items id, id + num_workers, id + 2·num_workers, ...: self.items[info.id::info.num_workers].",
     ],
 )

@@ -1,11 +1,12 @@
 """Exercises of chapter 03 · nn (``exercises/03_nn.ipynb``).
 
 Most answers here are functions compared with a reference on random inputs, as in the other
-chapters. Four are judged by what they *do* rather than what they return, through :class:`JudgedExercise`'s
+chapters. Five are judged by what they *do* rather than what they return, through :class:`JudgedExercise`'s
 ``judge``: a module factory (are its parameters registered, does it compute the right thing), two
 optimizers written from scratch (trained side by side with ``torch.optim`` over a grid of settings and
 parameter groups, the weights compared), and a checkpoint (saved, loaded with ``weights_only=True``
-into fresh objects, and training resumed: it must continue exactly like the uninterrupted run).
+into fresh objects, and training resumed: it must continue exactly like the uninterrupted run), and a complete
+training loop (run on hidden cases while its forward passes and steps are recorded).
 
 This module declares every exercise, in order, and holds the formula exercises (q2 to q6: convolution
 shapes, batch norm, the two losses). The rest live beside it, and everything is re-exported here:
@@ -13,7 +14,9 @@ shapes, batch norm, the two losses). The rest live beside it, and everything is 
 - :mod:`._nn_modules`: q1 (the module factory's judge), q7 (forward hooks), q8 (pruning masks), and the
   chapter's random-setting helpers ``_uniform`` and ``_choice``;
 - :mod:`._nn_optim`: q9 and q10 (the optimizers' judge, references and wrong optimizers), q11 (StepLR);
-- :mod:`._nn_checkpoint`: q12 (the checkpoint's judge).
+- :mod:`._nn_losses`: q5 and q6 (the losses' cases, references and wrong formulas);
+- :mod:`._nn_checkpoint`: q12 (the checkpoint's judge);
+- :mod:`._nn_loop`: q13 (the training loop's judge, which watches every forward pass and step).
 """
 
 from __future__ import annotations
@@ -26,6 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from ._nn_checkpoint import _checkpoint_case, _judge_checkpoint, make_checkpoint
+from ._nn_loop import _judge_fit, _loop_case, fit
+from ._nn_losses import (
+    _logits_case,
+    _naive_bce,
+    _smoothing_case,
+    _smoothing_spread_to_others,
+    bce_with_logits,
+    smoothed_cross_entropy,
+)
 from ._nn_modules import (
     _DISTINCT,
     _choice,
@@ -275,26 +287,7 @@ def batch_norm_train(x, running_mean, running_var, weight, bias, momentum, eps):
 )
 
 
-# --- q5 · 03.4 binary cross-entropy on logits, stably ----------------------------------------------
-
-
-def _logits_case(generator: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    n = _randint(generator, 3, 12)
-    logits = torch.randn(n, generator=generator) * _choice(generator, [2.0, 20.0])
-    logits[0], logits[1] = 120.0, -150.0  # confident: a naive sigmoid overflows here
-    targets = torch.rand(n, generator=generator)
-    if _randint(generator, 0, 2):
-        targets = targets.round()
-    return logits.to(device), targets.to(device)
-
-
-def bce_with_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, targets)
-
-
-def _naive_bce(logits, targets):
-    p = torch.sigmoid(logits)
-    return -(targets * torch.log(p) + (1 - targets) * torch.log(1 - p)).mean()
+# --- q5 · 03.4 binary cross-entropy on logits, stably (case, reference, wrong losses in _nn_losses) ---
 
 
 q5 = chapter.exercise(
@@ -337,25 +330,7 @@ def bce_with_logits(logits, targets):
 )
 
 
-# --- q6 · 03.4 cross-entropy with label smoothing ---------------------------------------------------
-
-
-def _smoothing_case(generator: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor, float]:
-    n, c = _randint(generator, 2, 9), _randint(generator, 2, 7)
-    logits = torch.randn(n, c, generator=generator) * 3
-    labels = torch.randint(0, c, (n,), generator=generator)
-    return logits.to(device), labels.to(device), round(_uniform(generator, 0.05, 0.5), 3)
-
-
-def smoothed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
-    return F.cross_entropy(logits, labels, label_smoothing=smoothing)
-
-
-def _smoothing_spread_to_others(logits, labels, smoothing):
-    c = logits.shape[1]
-    target = torch.full_like(logits, smoothing / (c - 1))
-    target.scatter_(1, labels.unsqueeze(1), 1 - smoothing)
-    return -(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
+# --- q6 · 03.4 cross-entropy with label smoothing (case, reference, wrong losses in _nn_losses) --------
 
 
 q6 = chapter.exercise(
@@ -593,5 +568,27 @@ q12 = _declare(
         "the scheduler's position, and the epoch.",
         "Each of model, optimizer and scheduler has a state_dict(); a checkpoint is a dict of those and the epoch.",
         "torch.load(weights_only=True) refuses modules and optimizers themselves: store their state_dict()s.",
+    ],
+)
+
+
+# --- q13 · 03.1/03.8 a complete training loop (judged in _nn_loop) -----------------------------------
+
+q13 = _declare(
+    "q13",
+    "A complete training loop",
+    points=2,
+    reference=fit,
+    inputs=_loop_case,
+    judge=_judge_fit,
+    trials=3,  # trial 1 hands the model in eval mode; trials 0 and 2 in train mode, for 2 and 3 epochs
+    on=("cpu",),
+    time_limit=20,
+    hints=[
+        "Each epoch: model.train(), then for every training batch clear the gradients, run the model, take the "
+        "loss, backward(), optimizer.step(). Then model.eval() and the test accuracy.",
+        "Evaluate inside `with torch.no_grad():`; count correct predictions with (model(x).argmax(dim=1) == "
+        "y).sum().item() and divide by len(test_loader.dataset) (the last batch is smaller).",
+        "Remember model.training at the start and give it back at the end: model.train(was_training).",
     ],
 )
