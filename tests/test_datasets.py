@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 from PIL import Image
@@ -49,3 +50,12 @@ def test_flip_images_are_flipped():
     flips = datasets.FlipImages(4, size=8)
     image, label = flips[1]
     assert torch.equal(image, flips.images[1].flip(-1)) and int(label) == 1
+
+
+def test_slow_reads_wait_then_return_their_index():
+    reads = datasets.SlowReads(4, wait=0.01)
+    start = time.perf_counter()
+    items = [int(reads[i]) for i in range(len(reads))]
+    assert items == [0, 1, 2, 3] and time.perf_counter() - start >= 4 * 0.01  # a sleep never ends early
+    loaded = torch.cat(list(DataLoader(datasets.SlowReads(6, wait=0.001), batch_size=2, num_workers=2)))
+    assert loaded.tolist() == list(range(6))  # importable by workers: every sample, once, in order

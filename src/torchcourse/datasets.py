@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,7 @@ __all__ = [
     "NoiseDataset",
     "OwnGeneratorNoise",
     "SharedCountingDataset",
+    "SlowReads",
     "WhoLoadedMe",
     "draw_shape",
     "write_image_folder",
@@ -170,3 +172,22 @@ class FlipImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.images[index].flip(-1), self.labels[index]
+
+
+class SlowReads(Dataset):
+    """Item ``i`` is ``tensor(i)``, after waiting ``wait`` seconds: a read from a disk or a network, which waits
+    rather than computes.
+
+    A waiting sample costs time but no CPU, so two workers overlap their waits on any machine, one core included:
+    the case where ``num_workers`` pays off whatever else the machine runs.
+    """
+
+    def __init__(self, n: int = 16, wait: float = 0.002) -> None:
+        self.n, self.wait = n, wait
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        time.sleep(self.wait)
+        return torch.tensor(index)
