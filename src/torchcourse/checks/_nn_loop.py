@@ -14,6 +14,7 @@ compared; where the weights differ, a loop that never clears the gradients is tr
 from __future__ import annotations
 
 import copy
+import gc
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -131,6 +132,7 @@ def _fit_accumulating(model, train_loader, test_loader, loss_fn, optimizer, epoc
 
 def _run(function: Callable[..., Any], case: Case, seed: int, guarded: bool) -> tuple[Any, tuple[Any, ...]]:
     objects = _fresh(case)
+    gc.collect()  # earlier garbage (a finished loader's workers) is finalised now, not inside the learner's call
     with torch.random.fork_rng(devices=[]):  # Dropout's masks: the same for every run, the session's RNG untouched
         torch.manual_seed(seed)
         result = call_answer(function, *objects) if guarded else function(*objects)
