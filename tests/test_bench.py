@@ -188,7 +188,16 @@ def test_a_cuda_only_sweep_has_no_cpu_columns():
 def test_a_cpu_only_sweep_on_a_gpu_machine_does_not_claim_cuda_is_absent():
     timings = {"cpu": [Timing(4e-3, 1e-4, 10, 10)]}
     result = BenchResult("one thread", [10], ["cpu"], timings, meta={"gpu": "NVIDIA H100 80GB HBM3", "cuda": "13.0"})
-    assert "not available" not in str(result) and "NVIDIA H100 80GB HBM3 is here but not timed" in str(result)
+    text = str(result)
+    assert "not available" not in text and "Timed on the CPU only" in text
+    assert "NVIDIA H100 80GB HBM3 is here but not timed" in text
+
+
+def test_a_cpu_only_sweep_without_cuda_still_says_cuda_is_absent():
+    timings = {"cpu": [Timing(4e-3, 1e-4, 10, 10)]}
+    result = BenchResult("one thread", [10], ["cpu"], timings, meta={"threads": "2 of 2"})
+    result.reference = None
+    assert "CUDA not available here" in result.note() and "CPU only" not in result.note()
 
 
 def _reference_file(tmp_path, sizes=(20, 40)):

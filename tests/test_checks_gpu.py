@@ -153,8 +153,7 @@ def test_q4_sorted_instead_of_listed_order():
 
 def test_q4_none_for_hidden():
     def none_hidden(visible, n):
-        shown = [int(p) for p in visible.split(",")]
-        return [shown.index(g) if g in shown else None for g in range(n)]
+        return [None if i < 0 else i for i in gpu.logical_indices(visible, n)]
 
     rejected(gpu.q4, none_hidden, "expected a number")
 
@@ -164,6 +163,34 @@ def test_q4_one_based():
         return [i + 1 if i >= 0 else -1 for i in gpu.logical_indices(visible, n)]
 
     rejected(gpu.q4, one_based, "value is not")
+
+
+def test_q4_an_invalid_entry_ends_the_list():
+    rejected(gpu.q4, gpu._skips_invalid, "ends the list")
+
+
+def test_q4_a_repeated_gpu_hides_them_all():
+    rejected(gpu.q4, gpu._ignores_repeats, "sees no GPU at all")
+
+
+def test_q4_the_simplified_rule_is_rejected():
+    def every_number(visible, n):  # the rule before the real one: each listed number, wherever it stands
+        shown = [int(p) for p in visible.split(",") if p.strip()]
+        return [shown.index(g) if g in shown else -1 for g in range(n)]
+
+    assert gpu.q4.grade(every_number).status is not Status.CORRECT
+
+
+def test_q4_agrees_with_torch_parser(monkeypatch):
+    parse = getattr(torch.cuda, "_parse_visible_devices", None)
+    if parse is None:
+        pytest.skip("this torch has no _parse_visible_devices")
+    for t in range(gpu.q4.total_cases):
+        visible, n = gpu.q4.make_case(t, "cpu")
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        listed = parse()
+        ends = next((i for i, g in enumerate(listed) if g >= n), len(listed))  # what NVML counts: up to a missing GPU
+        assert gpu._cuda_visible_order(visible, n) == listed[:ends], visible
 
 
 # --- q5 · autocast -------------------------------------------------------------------------------------
@@ -343,17 +370,33 @@ def test_q7_worlds_of_several_sizes():
     assert len(sizes) >= 2 and sizes != {3}
 
 
+def _q4_with_a_dict(visible, n):
+    logical = {}
+    for entry in visible.split(","):
+        if not entry.strip().isdigit() or int(entry) >= n:
+            break
+        if int(entry) in logical:
+            logical = {}
+            break
+        logical[int(entry)] = len(logical)
+    return [logical.get(k, -1) for k in range(n)]
+
+
+def _q4_with_itertools(visible, n):
+    import itertools
+
+    valid = list(itertools.takewhile(lambda e: e.strip().isdigit() and int(e) < n, visible.split(",")))
+    shown = [int(e) for e in valid] if len(set(map(int, valid))) == len(valid) else []
+    return [shown.index(k) if k in shown else -1 for k in range(n)]
+
+
 CORRECT = {
     "q1": [gpu.normalize,
            lambda im, m, s: (im - im.new_tensor(m)[None, :, None, None]) / im.new_tensor(s)[None, :, None, None],
            lambda im, m, s: (im - torch.as_tensor(m, device=im.device).view(-1, 1, 1))
            / torch.as_tensor(s, device=im.device).view(-1, 1, 1)],
     "q2": [gpu.to_numpy, lambda t: t.detach().to("cpu").numpy(), lambda t: t.cpu().detach().numpy().copy()],
-    "q4": [gpu.logical_indices,
-           lambda v, n: [([int(p) for p in v.split(",") if p] + [k]).index(k) if str(k) in v.split(",") else -1
-                         for k in range(n)],
-           lambda v, n: [dict((int(g), i) for i, g in enumerate(filter(None, v.split(",")))).get(k, -1)
-                         for k in range(n)]],
+    "q4": [gpu.logical_indices, _q4_with_a_dict, _q4_with_itertools],
     "q5": [gpu.mixed_linear,
            lambda x, w: _autocast_linear(x, w),
            lambda x, w: _autocast_matmul(x, w)],
@@ -475,7 +518,7 @@ def test_three_correct_answers_are_accepted(qid, index):
 
 def test_q4_nothing_visible_is_tested():
     def no_empty(v, n):
-        shown = [int(p) for p in v.split(",")]
-        return [shown.index(k) if k in shown else -1 for k in range(n)]
+        shown = [int(p) for p in v.split(",")]  # int(""): ValueError
+        return gpu.logical_indices(v, n) if shown else []
 
     rejected(gpu.q4, no_empty, "raised ValueError")

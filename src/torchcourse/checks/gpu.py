@@ -311,17 +311,59 @@ q3 = _declare(
 def _visible(generator: torch.Generator, device: str) -> tuple[str, int]:
     n = _randint(generator, 3, 9)
     order = torch.randperm(n, generator=generator).tolist()
-    shown = order[: _randint(generator, 1, n)]  # never all: some GPUs are always hidden
+    k = _randint(generator, 1, n)
+    shown, hidden = order[:k], order[k:]  # never all: some GPUs are always hidden
+    kind = _randint(generator, 0, 4)
+    if kind == 2:  # an entry that names no GPU ends the list: the GPUs listed after it stay hidden
+        bad = "-1" if _randint(generator, 0, 2) else str(n + _randint(generator, 0, 3))
+        return ",".join(map(str, [*shown, bad, *hidden])), n
+    if kind == 3:  # a GPU listed twice hides every GPU
+        return ",".join(map(str, [*shown, shown[_randint(generator, 0, k)], *hidden[:1]])), n
     return ",".join(map(str, shown)), n
 
 
+def _cuda_visible_order(visible: str, n_physical: int) -> list[int]:
+    """The physical GPUs a process sees, in cuda:N order, as CUDA reads ``CUDA_VISIBLE_DEVICES`` (lesson 05.3)."""
+    shown: list[int] = []
+    for part in visible.split(","):
+        try:
+            gpu = int(part)
+        except ValueError:  # a word or an empty entry names no GPU
+            break
+        if gpu in shown:  # a GPU listed twice: CUDA sees no GPU at all
+            return []
+        if not 0 <= gpu < n_physical:  # the first entry that names no GPU ends the list
+            break
+        shown.append(gpu)
+    return shown
+
+
 def logical_indices(visible: str, n_physical: int) -> list[int]:
-    shown = [int(part) for part in visible.split(",") if part.strip()]
+    shown = _cuda_visible_order(visible, n_physical)
     return [shown.index(gpu) if gpu in shown else -1 for gpu in range(n_physical)]
 
 
 def _sorted_indices(visible: str, n_physical: int) -> list[int]:
-    shown = sorted(int(part) for part in visible.split(","))
+    shown = sorted(_cuda_visible_order(visible, n_physical))
+    return [shown.index(gpu) if gpu in shown else -1 for gpu in range(n_physical)]
+
+
+def _skips_invalid(visible: str, n_physical: int) -> list[int]:
+    """Every valid entry kept, invalid ones skipped: the list does not end at the first invalid entry."""
+    shown = [int(p) for p in visible.split(",") if p.strip().lstrip("-").isdigit() and 0 <= int(p) < n_physical]
+    if len(set(shown)) < len(shown):
+        shown = []
+    return [shown.index(gpu) if gpu in shown else -1 for gpu in range(n_physical)]
+
+
+def _ignores_repeats(visible: str, n_physical: int) -> list[int]:
+    """A repeated GPU counted once (its first position), instead of hiding every GPU."""
+    shown: list[int] = []
+    for part in visible.split(","):
+        if not part.strip().lstrip("-").isdigit() or not 0 <= int(part) < n_physical:
+            break
+        if int(part) not in shown:
+            shown.append(int(part))
     return [shown.index(gpu) if gpu in shown else -1 for gpu in range(n_physical)]
 
 
@@ -332,12 +374,14 @@ q4 = chapter.exercise(
     reference=logical_indices,
     inputs=_visible,
     on=["cpu"],
-    cases=[("", 3), ("0", 1), ("2,0,1", 3)],  # nothing visible, a single GPU, all of them reordered
+    # nothing visible, a single GPU, all of them reordered, an invalid entry (negative, then too large), a repeat
+    cases=[("", 3), ("0", 1), ("2,0,1", 3), ("2,-1,0", 4), ("1,5,0", 4), ("0,2,0", 3)],
     hints=[
         "With `CUDA_VISIBLE_DEVICES=3,1` the process sees two GPUs: cuda:0 is physical GPU 3 and "
         "cuda:1 is physical GPU 1, in the order listed.",
-        "Split the string on commas; a GPU's logical index is its position in that list, and -1 "
-        "if absent.",
+        "Read the list from the left: the first entry that names no GPU of the machine (a negative "
+        "number, a number >= n_physical, an empty entry) ends it, and a GPU listed twice hides every "
+        "GPU. A GPU's logical index is its position in what is left, and -1 if absent.",
     ],
     misconceptions=[
         (
@@ -348,6 +392,15 @@ q4 = chapter.exercise(
             lambda visible, n: _sorted_indices(visible, n),
             "The order of the list matters: cuda:0 is the first GPU listed, not the "
             "lowest-numbered one.",
+        ),
+        (
+            _skips_invalid,
+            "An entry that names no GPU is not skipped: it ends the list, and every GPU listed "
+            "after it stays hidden.",
+        ),
+        (
+            _ignores_repeats,
+            "A GPU listed twice is not counted once: CUDA then sees no GPU at all.",
         ),
     ],
 )
