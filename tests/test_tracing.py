@@ -204,6 +204,26 @@ def test_the_bench_records_its_function_once_and_times_it_without_the_tracer(tra
     assert torch.overrides._get_current_function_mode_stack()[-1] is tracer._mode  # and it is back after
 
 
+def test_torchscript_compiles_the_functions_not_their_recorders(tmp_path):
+    import warnings
+
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    tracing.start(tmp_path, ["torch.nn.functional.relu", "torch.nn.functional.linear", "torch.nn.ReLU"],
+                  on_cells=False)
+    try:
+        assert getattr(torch.nn.functional.relu, "__torchcourse_traced__", False)  # a recorder, not F.relu itself
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit.script is deprecated on newer releases
+            scripted = torch.jit.script(model)  # nn.ReLU calls F.relu (Python), nn.Linear F.linear (a builtin)
+    finally:
+        tracing.stop()
+    x = torch.randn(2, 3)
+    assert torch.equal(scripted(x), model(x))
+    assert not getattr(torch.nn.functional.relu, "__torchcourse_traced__", False)  # stop put it back
+
+
 def test_start_if_enabled_needs_a_kernel(monkeypatch, tmp_path):
     monkeypatch.setenv(tracing.ENV_VAR, str(tmp_path))
     monkeypatch.delenv("TORCHCOURSE_TRACE_ANY", raising=False)

@@ -45,6 +45,7 @@ class Installing:
         self._pending = set(self.targets)
         self._install_pending()
         self._install_hooks()
+        self._install_torchscript()
         self._install_cell_hooks()
         self._mode = _Mode(self)
         self._mode.__enter__()
@@ -63,6 +64,23 @@ class Installing:
             self._mode = None
         while self._undo:
             self._undo.pop()()
+
+    def _install_torchscript(self) -> None:
+        """``torch.jit.script`` compiles what a module's code calls (``F.relu`` in ``nn.ReLU``): it must meet the
+        functions themselves, not their recorders, which it can neither find among its builtins nor compile.
+        Its two look-ups (called by name from C++ each time) are given the wrapped function instead."""
+        import torch.jit._builtins as jit_builtins
+        import torch.jit._recursive as jit_recursive
+
+        find_builtin, try_compile_fn = jit_builtins._find_builtin, jit_recursive.try_compile_fn
+
+        def unwrapped(fn: Any) -> Any:
+            while getattr(fn, "__torchcourse_traced__", False):
+                fn = fn.__wrapped__
+            return fn
+
+        self._set(jit_builtins, "_find_builtin", lambda fn: find_builtin(unwrapped(fn)))
+        self._set(jit_recursive, "try_compile_fn", lambda fn, loc: try_compile_fn(unwrapped(fn), loc))
 
     def _set(self, owner: Any, attr: str, value: Any) -> None:
         had = attr in vars(owner)
