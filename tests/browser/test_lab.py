@@ -496,10 +496,15 @@ def test_twelve_lessons_in_a_row_keep_kernel_memory_bounded(page, shots, lab):
                           " if (w.context && w.context.path === path) { w.context.model.dirty = false; w.close(); }"
                           " } }", previous.as_posix())
         page.evaluate(_RUN_SETUP, tab)  # the course setup cell, then the lesson's: torch, the course, the report
-        page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.widgets"
-                               ".filter(cell => cell.model.type === 'code').slice(0, 2)"
-                               ".every(cell => cell.model.executionCount)", timeout=RUN_TIMEOUT_MS)
+        # Watched by the lesson's id, not as the current tab: a tab the reload restored (the course home) was once
+        # brought to the front after the lesson had been activated, and the wait then watched the wrong notebook.
+        page.wait_for_function("(id) => Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.id === id)"
+                               ".content.widgets.filter(cell => cell.model.type === 'code').slice(0, 2)"
+                               ".every(cell => cell.model.executionCount)", arg=tab, timeout=RUN_TIMEOUT_MS)
+        page.evaluate("(id) => window.jupyterapp.shell.activateById(id)", tab)
+        page.wait_for_function("(id) => window.jupyterapp.shell.currentWidget?.id === id", arg=tab, timeout=30_000)
         state = _wait_idle(page)
+        assert state["id"] == tab, (state["path"], path)
         assert not [c for c in state["cells"] if c["errors"]], f"{path}: its setup failed"
         page.wait_for_timeout(1000)  # a closed tab's kernel shuts down in the background
         walking = {k: gb for k, gb in _kernel_memory(lab).items() if k not in before}
