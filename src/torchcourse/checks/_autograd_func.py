@@ -5,6 +5,7 @@ The declaration stays in :mod:`.autograd`.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -65,10 +66,11 @@ def one_sample_case(device: str) -> tuple[Any, ...]:
     return model, torch.tensor([[0.5, -1.0, 2.0]], device=device), torch.tensor([2], device=device)
 
 
-def per_sample_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+# No annotations: its source is the solution shown (SOLUTION), which runs where only torch is imported.
+def per_sample_grads(model, x, y):
     params = {name: p.detach() for name, p in model.named_parameters()}
 
-    def sample_loss(params: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+    def sample_loss(params, xi, yi):  # one sample: xi of shape (d,), yi a 0-d class index
         logits = functional_call(model, params, (xi.unsqueeze(0),))  # a batch of one
         return F.cross_entropy(logits, yi.unsqueeze(0))
 
@@ -116,17 +118,9 @@ MISCONCEPTIONS = [
                      "cross-entropy, not its share of the batch mean."),
 ]
 
-# the solution shown, as the solutions notebook writes it (no annotations: it runs where only torch is imported)
-SOLUTION = '''import torch.nn.functional as F
+# the solution shown, as the solutions notebook writes it: the imports, then the reference's own source
+SOLUTION = """import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 
-def per_sample_grads(model, x, y):
-    params = {name: p.detach() for name, p in model.named_parameters()}
-
-    def sample_loss(params, xi, yi):  # one sample: xi of shape (d,), yi a 0-d class index
-        logits = functional_call(model, params, (xi.unsqueeze(0),))  # a batch of one
-        return F.cross_entropy(logits, yi.unsqueeze(0))
-
-    return vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, x, y)
-'''
+""" + inspect.getsource(per_sample_grads)
