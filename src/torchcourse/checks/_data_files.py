@@ -13,15 +13,11 @@ from typing import Any
 import torch
 
 from ..lesson import workdir
+from ._data_workers import _first_line
 from .core import Case, Mismatch, call_answer, compare
 from .core import randint as _randint
 
 __all__ = ["write_idx"]
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
 
 
 def _folder(kind: str, generator: torch.Generator) -> Path:

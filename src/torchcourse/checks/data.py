@@ -21,7 +21,7 @@ from ..datasets import SHAPES, draw_shape
 from ._data_files import _folder, _idx_case, _judge_idx, write_idx
 from ._data_stream import ShardedStream, _judge_stream, _stream_case
 from ._data_weights import _CASES, _KINDS, _judge_weights, _unbalanced_labels, balanced_weights
-from ._data_workers import _judge_worker_init, _loader_seeds, seed_worker
+from ._data_workers import _first_line, _judge_worker_init, _loader_seeds, seed_worker
 from .core import (
     Case,
     Chapter,
@@ -41,11 +41,6 @@ chapter = Chapter("04_data", "Data")
 def _declare(id: str, title: str, **options: Any) -> JudgedExercise:  # noqa: A002
     """Declare a :class:`JudgedExercise` of this chapter."""
     return chapter.register(JudgedExercise(chapter, id, title, **options))
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
 
 
 # --- q1 · 04.1/04.4 a Dataset over a folder with a label file ---------------------------------------
