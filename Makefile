@@ -38,7 +38,7 @@ lab: install
 	$(VENV)/bin/torchcourse lab --cull-idle $(CULL_IDLE_S) $(LAB_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check src tests tools notebooks exercises solutions index.ipynb
+	$(VENV)/bin/ruff check src tests tools notebooks exercises solutions index.ipynb conftest.py
 	$(PY) tools/check_portable.py
 
 # The notebooks run with the API tracer on (records in a temporary folder); then the coverage gate

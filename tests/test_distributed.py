@@ -65,8 +65,23 @@ def test_write_script_goes_to_the_workdir():
 
 def test_failing_job_raises_with_its_output():
     script = tcd.write_script("fails.py", "import sys\nprint('about to fail')\nsys.exit(3)\n")
-    with pytest.raises(RuntimeError, match="about to fail"):
+    with pytest.raises(RuntimeError, match="about to fail") as raised:
         tcd.torchrun(script, nproc=1, timeout=120)
+    assert "run 1:" in str(raised.value) and "run 2:" in str(raised.value)  # a script's own error repeats
+
+
+def test_a_job_that_fails_once_is_started_again():
+    marker = tcd.workdir() / "failed_once"
+    marker.unlink(missing_ok=True)
+    script = tcd.write_script("fails_once.py", (
+        "import sys\nfrom pathlib import Path\nmarker = Path(sys.argv[1])\n"
+        "if not marker.exists():\n    marker.touch()\n    sys.exit(1)\nprint('second run')\n"
+    ))
+    job = tcd.torchrun(script, str(marker), nproc=1, timeout=120)
+    assert job.attempts == 2 and "second run" in job.stdout
+    with pytest.raises(RuntimeError, match="run 1:"):
+        marker.unlink()
+        tcd.torchrun(script, str(marker), nproc=1, timeout=120, attempts=1)
 
 
 def test_q7_reference_matches_ddp_on_two_processes():

@@ -79,7 +79,7 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "elementwise": (2**8, 2**14, 2**20),
         "reduction": (2**8, 2**14, 2**20),
         "mlp": (8, 32, 128),
-        "conv": (2, 8),
+        "conv": (2, 4),
         "copy": (2**16, 2**20),
         "checkpoint": (2, 4),
         "loader_batch": (1, 8, 32),

@@ -33,7 +33,7 @@ KERNEL = {"name": "torchcourse", "display_name": "Python (torchcourse)"}
 CULL_IDLE_S = 900
 #: The strict settings of the test suite (a failed exercise check raises; hashes are the same every run).
 STRICT_ENV = {"TORCHCOURSE_STRICT": "1", "PYTHONHASHSEED": "0"}
-LINTED = ["src", "tests", "tools", "notebooks", "exercises", "solutions", "index.ipynb"]
+LINTED = ["src", "tests", "tools", "notebooks", "exercises", "solutions", "index.ipynb", "conftest.py"]
 NBVAL = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", "nbval-sanitize.cfg"]
 
 

@@ -25,12 +25,13 @@ __all__ = ["LaunchResult", "backend", "describe_command", "torchrun", "write_scr
 
 @dataclass
 class LaunchResult:
-    """What a torchrun job did: its command line, exit status and output."""
+    """What a torchrun job did: its command line, exit status, output, and the runs it took."""
 
     command: list[str]
     returncode: int
     stdout: str
     stderr: str
+    attempts: int = 1  #: how many runs it took (torchrun starts a failed job again once)
 
     def lines(self, prefix: str = "") -> list[str]:
         """The stdout lines that start with ``prefix``, sorted (ranks print in any order)."""
@@ -55,6 +56,7 @@ def torchrun(
     nproc: int = 2,
     timeout: float = 180,
     env: Mapping[str, str] | None = None,
+    attempts: int = 2,
 ) -> LaunchResult:
     """Run ``torchrun --standalone --nproc-per-node=nproc script args`` and wait for it.
 
@@ -62,6 +64,12 @@ def torchrun(
     backend of :func:`backend` in ``TORCHCOURSE_BACKEND``. Raises ``RuntimeError`` with the
     job's output when it fails or outlives ``timeout`` seconds, so a hung rendezvous cannot
     hang the notebook.
+
+    A job that exits with an error is started again, up to ``attempts`` runs in all: its
+    rendezvous and the gloo connections between ranks take free ports from the system, and on a
+    busy machine (two kernels on two cores, each starting a job) one start in many fails before
+    the script runs. A script's own error repeats, and is raised with every run's output. The
+    script must tolerate a second run (a lesson passes it an emptied folder; files are overwritten).
     """
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -69,19 +77,20 @@ def torchrun(
     ]
     child_env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCHCOURSE_BACKEND": backend()}
     child_env.update(env or {})
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, env=child_env, cwd=workdir(),
-        )
-    except subprocess.TimeoutExpired as expired:
-        output = _text(expired.stderr)
-        raise RuntimeError(f"torchrun did not finish within {timeout} s:\n{output}") from None
-    result = LaunchResult(command, done.returncode, done.stdout, done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"torchrun failed with exit status {done.returncode}:\n{done.stdout}\n{done.stderr}"
-        )
-    return result
+    failures = []
+    for attempt in range(1, attempts + 1):
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, env=child_env, cwd=workdir(),
+            )
+        except subprocess.TimeoutExpired as expired:
+            output = _text(expired.stderr)
+            raise RuntimeError(f"torchrun did not finish within {timeout} s:\n{output}") from None
+        if done.returncode == 0:
+            return LaunchResult(command, done.returncode, done.stdout, done.stderr, attempt)
+        status = f"run {attempt}: torchrun failed with exit status {done.returncode}"
+        failures.append(f"{status}:\n{done.stdout}\n{done.stderr}")
+    raise RuntimeError("\n".join(failures))
 
 
 def _text(value: str | bytes | None) -> str:
