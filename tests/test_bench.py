@@ -358,3 +358,16 @@ def test_an_interleaved_block_follows_untimed_runs_that_settle_it():
     alone = {"n": 0}
     t = bench_module._measure_many([lambda: alone.__setitem__("n", alone["n"] + 1)], 1, 0.001, 4)[0]
     assert alone["n"] - t.runs <= 3  # alone, its blocks follow each other: runs to size the blocks, nothing to settle
+
+
+def test_a_cpu_only_sweep_timed_on_a_machine_with_cuda_says_it_chose_the_cpu(monkeypatch):
+    # CUDA mocked present (the package's cuda_available, the name torch reports): the whole path, bench to note
+    monkeypatch.setattr(bench_module, "cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "NVIDIA H100 (mocked)")
+    monkeypatch.setenv("TORCHCOURSE_BENCH", "quick")
+    monkeypatch.setenv("TORCHCOURSE_GPU_REFERENCE", "")
+    result = bench(lambda n, d: (lambda: torch.ones(n, device=d)), [8], label="cpu by choice", on=["cpu"],
+                   min_run_time=0.002)
+    note = result.note()
+    assert "not available" not in note and "Timed on the CPU only (this sweep's choice" in note
+    assert "NVIDIA H100 (mocked) is here but not timed" in note

@@ -1,4 +1,4 @@
-"""Time a workload on every device, the right way: warm-up, CUDA sync, chosen CPU threads, median and IQR.
+"""Time a workload on every device, the right way: warm-up, device sync, chosen CPU threads, median and IQR.
 
 Every timed cell in the course goes through :func:`bench`. Sizes come from :data:`PRESETS`, the one
 place that decides how big a sweep is: ``quick`` keeps a CPU-only run (and the test suite) fast,
@@ -19,31 +19,34 @@ pass kept whole; one still disturbed is marked ``busy`` and the table says,
 in plain words, to rerun the cell. The fastest block (``best``) is the figure to compare across
 sizes or devices; the median, with its IQR, is the typical run. The sizes of a sweep, and workloads compared with
 each other (:func:`compare`), are timed together, their blocks interleaved and twice as many
-(:data:`COMPARE_BLOCKS`), so that load falls on each alike and each has its quiet blocks. Route: :func:`bench` (one
-workload) → :func:`compare` (sizes, devices, passes) → :func:`time_fns` (attempts, calibration) →
-``_measure_many`` (interleaved blocks) → :class:`BenchResult` (table, plot).
+(:data:`COMPARE_BLOCKS`), so that load falls on each alike and each has its quiet blocks.
+
+A device other than the CPU is waited for through ``torch.accelerator`` where this torch has it (CUDA, Apple's
+``mps``, Intel's ``xpu`` alike), else through ``torch.cuda`` (:func:`sync`), and timed between two events
+(:func:`device_ms`, ``torch.Event``, else ``torch.cuda.Event``): a learner with a Mac or an Intel GPU passes
+``on=["cpu", "mps"]``. The route through the modules: :func:`bench` (one workload) → :func:`compare` (sizes,
+devices, passes) → :func:`time_fns` (attempts, calibration) → ``_measure_many`` (interleaved blocks), all here;
+then ``benchresult.py``'s :class:`BenchResult` (table, note, JSON; ``plotting.py`` draws it) and :func:`reference`
+(the recorded GPU run). ``workloads.py`` holds the factories (``make_matmul``, ``make_add``, ``make_sum``) that
+several timed lessons share.
 """
 
 from __future__ import annotations
 
 import datetime
-import html
-import json
 import logging
 import os
 import platform
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from . import tracing
-from .devices import cuda_available, devices, synchronize
+from .benchresult import BUSY_MARK, REFERENCE_FILE, BenchResult, Timing, _file_name, reference
+from .devices import cuda_available, devices
 
 # Importing torch.utils.benchmark logs "No CUDA runtime is found" on CPU-only machines: it concerns
 # compiling C++ extensions, which the course never does, and would add noise to every notebook.
@@ -67,8 +70,8 @@ def __getattr__(name: str) -> Any:
         return _benchmark()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["PRESETS", "BenchResult", "Timing", "bench", "compare", "cpu_threads", "environment", "preset", "reference",
-           "sizes", "time_fn", "time_fns"]
+__all__ = ["BUSY_MARK", "PRESETS", "REFERENCE_FILE", "BenchResult", "Timing", "accelerator", "bench", "compare",
+           "cpu_threads", "device_ms", "environment", "preset", "reference", "sizes", "sync", "time_fn", "time_fns"]
 
 #: Sweep sizes per workload. The meaning of a size is the workload's own (n for an n x n matmul,
 #: element count for element-wise ops, batch size for a model step). ``regime_*`` and ``overhead_calls``
@@ -144,13 +147,8 @@ BUSY_SLOWDOWN = 2.0
 #: Passes over a CPU sweep: the whole sweep is timed again, and the less disturbed pass kept (all its sizes).
 CPU_PASSES = 2
 
-#: Marks a disturbed measurement in the table (explained under it).
-BUSY_MARK = " (busy)"
 #: Measurements per timing at most: a disturbed one is taken again, and the least disturbed is kept.
 ATTEMPTS = 3
-
-#: The recorded GPU run that CPU-only machines show beside their own numbers (absent until one is recorded).
-REFERENCE_FILE = Path(__file__).parent / "data" / "gpu-reference.json"
 
 
 def preset() -> str:
@@ -175,28 +173,6 @@ def sizes(workload: str) -> tuple[int, ...]:
     if workload not in table:
         raise KeyError(f"no sizes for {workload!r}; known workloads: {sorted(table)}")
     return table[workload]
-
-
-@dataclass
-class Timing:
-    """One measurement: median and interquartile range in seconds per run, over ``blocks`` blocks of ``runs`` in all."""
-
-    median: float
-    iqr: float
-    runs: int
-    blocks: int = 1  # results saved before blocks were counted had one
-    #: The fastest block's time per run: on a busy machine, the block least disturbed by other work
-    #: (compare best against best where a median would be stalled; None in results saved before).
-    best: float | None = None
-    #: Still disturbed after every attempt (:data:`BUSY_SPREAD`, :data:`BUSY_SLOWDOWN`): the machine's load shows.
-    busy: bool = False
-    #: How many measurements were taken (a disturbed one is taken again).
-    attempts: int = 1
-
-    @property
-    def spread(self) -> float:
-        """The IQR as a fraction of the median: the blocks' own noise."""
-        return self.iqr / self.median if self.median > 0 else 0.0
 
 
 _QUIETEST: list[float] = []  # the calibration job's quietest time in this process
@@ -226,7 +202,8 @@ def time_fn(
 ) -> Timing:
     """Time ``fn()`` on ``device`` after ``warmup`` calls, with torch.utils.benchmark, in ``blocks`` blocks at least.
 
-    The Timer synchronises CUDA around every block of runs, and gets its thread count from
+    On an accelerator the Timer's clock waits for the device (:func:`sync`) at the start and end of every block of
+    runs; the Timer gets its thread count from
     :func:`cpu_threads` (its own default is one thread, whatever the preset).
     ``Timer.blocked_autorange`` sizes its blocks so that one block can fill the whole time budget,
     which leaves a single block and an IQR of 0; here one call sizes the blocks so that
@@ -270,11 +247,11 @@ def _attempts(
     for _ in range(warmup):
         for fn in fns:
             fn()
-    synchronize(device)
+    sync(device)
     tries: list[list[Timing]] = []
     for _ in range(ATTEMPTS):
         before = calibrate()
-        timings = _measure_many(fns, threads, min_run_time, blocks)
+        timings = _measure_many(fns, threads, min_run_time, blocks, device)
         slowdown = _slowdown(before, calibrate())
         for timing in timings:
             timing.busy = timing.spread >= BUSY_SPREAD or slowdown >= BUSY_SLOWDOWN
@@ -284,12 +261,15 @@ def _attempts(
     return tries
 
 
-def _measure_many(fns: list[Callable[[], Any]], threads: int, min_run_time: float | None, blocks: int) -> list[Timing]:
+def _measure_many(
+    fns: list[Callable[[], Any]], threads: int, min_run_time: float | None, blocks: int, device: str = "cpu"
+) -> list[Timing]:
     """One measurement of each function: blocks of runs, sized so that ``blocks`` of them fill the time budget,
     taken in turn (one block of each function per round, the order reversed every round) until every function
-    has filled it."""
+    has filled it. Off the CPU, each block is read on :func:`_clock`, which waits for the device."""
     benchmark = _benchmark()
-    timers = [benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads) for fn in fns]
+    clock = {} if torch.device(device).type == "cpu" else {"timer": _clock(device)}
+    timers = [benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, **clock) for fn in fns]
     budget = min_run_time or MIN_RUN_TIME[preset()]
     numbers = [max(1, int(budget / blocks / _one_run(timer, budget / blocks))) for timer in timers]
     # Each block of one function follows a block of another, which leaves the caches and the memory allocator in its
@@ -311,8 +291,19 @@ def _measure_many(fns: list[Callable[[], Any]], threads: int, min_run_time: floa
     return timings
 
 
+def _clock(device: str) -> Callable[[], float]:
+    """A clock for the Timer that first waits for ``device``: a block is then timed from queued work done to queued
+    work done, on any accelerator (torch's own clock waits only where its release knows the device API)."""
+
+    def clock() -> float:
+        sync(device)
+        return time.perf_counter()
+
+    return clock
+
+
 def _one_run(timer: Any, block: float) -> float:
-    """Seconds for one run, through the Timer's own block runner (it syncs CUDA), as a last warm-up.
+    """Seconds for one run, through the Timer's own block runner (its clock waits for the device), as a last warm-up.
 
     A short run is timed three times and the fastest taken: one run slowed by other work would make
     every block of it short, and the sweep, whose rounds go on until each function fills its budget,
@@ -320,6 +311,58 @@ def _one_run(timer: Any, block: float) -> float:
     """
     first = timer._timeit(1)
     return first if first >= block else min(first, timer._timeit(1), timer._timeit(1))
+
+
+def accelerator() -> str | None:
+    """The device a sweep can time besides the CPU: ``cuda`` where :func:`cuda_available`, else the accelerator
+    ``torch.accelerator`` reports available (``mps``, ``xpu``...), else None.
+
+    CUDA's answer is :func:`cuda_available`'s, which ``TORCHCOURSE_NO_CUDA=1`` turns off; the build's accelerator type
+    is read without starting its driver (lesson 05.3).
+    """
+    if cuda_available():
+        return "cuda"
+    generic = getattr(torch, "accelerator", None)
+    if generic is None or not hasattr(generic, "current_accelerator"):
+        return None  # a torch without the device-generic API: CUDA is the only accelerator it times
+    kind = generic.current_accelerator()  # the build's type, not yet checked for a device
+    if kind is None or kind.type == "cuda" or not generic.is_available():
+        return None
+    return kind.type
+
+
+def sync(device: str | torch.device) -> None:
+    """Wait for the work queued on ``device``: ``torch.accelerator.synchronize`` where torch has it (CUDA, mps,
+    xpu...), else ``torch.cuda.synchronize``; nothing on the CPU, which is synchronous."""
+    if torch.device(device).type == "cpu":
+        return
+    generic = getattr(torch, "accelerator", None)
+    if generic is not None and hasattr(generic, "synchronize"):
+        generic.synchronize(device)
+    else:
+        torch.cuda.synchronize(device)
+
+
+def device_ms(fn: Callable[[], Any], device: str | torch.device, calls: int = 1) -> float:
+    """Milliseconds of device time for ``calls`` calls of ``fn``, between two events on ``device``'s stream.
+
+    The events are ``torch.Event`` (any accelerator) where torch has it, else ``torch.cuda.Event``. Unlike a
+    stopwatch around the launches, they time the queued work itself (lesson 05.6); the CPU has no events.
+    """
+    place = torch.device(device)
+    if place.type == "cpu":
+        raise ValueError("device_ms times work queued on an accelerator; the CPU has no events (use time_fn)")
+    if hasattr(torch, "Event"):
+        start, end = torch.Event(place, enable_timing=True), torch.Event(place, enable_timing=True)
+    else:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    sync(device)
+    start.record()
+    for _ in range(calls):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end)
 
 
 def environment() -> dict[str, str]:
@@ -332,201 +375,13 @@ def environment() -> dict[str, str]:
         "preset": preset(),
         "date": datetime.date.today().isoformat(),
     }
-    if cuda_available():
+    other = accelerator()
+    if other == "cuda":
         env["gpu"] = torch.cuda.get_device_name(0)
         env["cuda"] = str(torch.version.cuda)
+    elif other is not None:  # mps, xpu...: the table says how to time it
+        env["accelerator"] = other
     return env
-
-
-@cache
-def _reference_file(path: str) -> dict[str, Any]:
-    """The recorded GPU run's file, read once per kernel: ``{"meta": {...}, "sweeps": {label: result}}``."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def reference(label: str) -> BenchResult | None:
-    """The recorded GPU run's sweep with this label, or None when none is recorded.
-
-    ``TORCHCOURSE_GPU_REFERENCE`` names another file (an empty value turns the overlay off).
-    """
-    path = os.environ.get("TORCHCOURSE_GPU_REFERENCE", str(REFERENCE_FILE))
-    if not path or not Path(path).is_file():
-        return None
-    data = _reference_file(path)
-    sweep = data.get("sweeps", {}).get(label)
-    if sweep is None:
-        return None
-    result = BenchResult.from_dict(sweep)
-    result.meta = {**data.get("meta", {}), **result.meta}
-    return result
-
-
-def _file_name(label: str) -> str:
-    """A file name for a sweep's label: ``n x n matmul`` becomes ``n-x-n-matmul.json``."""
-    return re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-").lower() + ".json"
-
-
-@dataclass
-class BenchResult:
-    """A size sweep on each device; renders as a table (HTML in Jupyter) and plots speed-up."""
-
-    label: str
-    sizes: list[int]
-    devices: list[str]
-    timings: dict[str, list[Timing]]
-    flops: list[float] | None = None
-    bytes: list[float] | None = None
-    meta: dict[str, str] = field(default_factory=dict)
-    #: A recorded GPU run of the same sweep, shown beside this one when CUDA was not measured here.
-    reference: BenchResult | None = field(default=None, compare=False, repr=False)
-
-    def speedup(self) -> list[float] | None:
-        """CPU time over GPU time for each size; None unless both were measured."""
-        if "cuda" not in self.timings or "cpu" not in self.timings:
-            return None
-        return [c.median / g.median for c, g in zip(self.timings["cpu"], self.timings["cuda"], strict=True)]
-
-    def throughput(self, device: str, *, best: bool = False) -> list[float] | None:
-        """Achieved GFLOP/s (or GB/s when a byte count was given) on ``device``; None without counts.
-
-        From the median time per run, or with ``best=True`` from the fastest block's (where recorded).
-        """
-        work = self.flops or self.bytes
-        if work is None or device not in self.timings:
-            return None
-        times = [(t.best if best and t.best is not None else t.median) for t in self.timings[device]]
-        return [w / t / 1e9 for w, t in zip(work, times, strict=True)]
-
-    @property
-    def unit(self) -> str:
-        """The throughput unit: GFLOP/s for FLOP counts, GB/s for byte counts."""
-        return "GFLOP/s" if self.flops else "GB/s"
-
-    def _overlay(self) -> BenchResult | None:
-        """The recorded run to show beside this one: only when it has CUDA and this one does not."""
-        ref = self.reference
-        return ref if ref is not None and "cuda" in ref.timings and "cuda" not in self.timings else None
-
-    def _blocks(self, device: str) -> str:
-        """How many blocks each of the device's medians comes from, for the column's header."""
-        counts = sorted({t.blocks for t in self.timings[device]})
-        if len(counts) > 1:
-            return f"{counts[0]}-{counts[-1]} blocks"
-        return "1 block" if counts == [1] else f"{counts[0]} blocks"
-
-    def table(self) -> tuple[list[str], list[list[str]]]:
-        """Header and rows of the result table, as strings: one column per measured device, recorded ones marked."""
-        ref = self._overlay()
-        measured = [d for d in ("cpu", "cuda") if d in self.timings]
-        work = bool(self.flops or self.bytes)
-        header = ["size"] + [f"{d} ms (IQR, {self._blocks(d)})" for d in measured]
-        header += [f"{d} fastest ms" for d in measured]
-        speedup = self.speedup()
-        if speedup:
-            header.append("GPU/CPU speed-up")
-        if work:
-            header += [f"{d} {self.unit}" for d in measured]
-        if ref is not None:
-            header += ["cuda ms (recorded)", f"cuda {ref.unit} (recorded)"]
-        ref_rows = {n: i for i, n in enumerate(ref.sizes)} if ref is not None else {}
-        rows = []
-        for size in sorted(set(self.sizes) | set(ref_rows)):
-            i = self.sizes.index(size) if size in self.sizes else None
-            row = [f"{size:,}"]
-            for device in measured:
-                t = self.timings[device][i] if i is not None else None
-                row.append(f"{t.median * 1e3:.4g} ({t.iqr * 1e3:.2g}){BUSY_MARK if t.busy else ''}" if t else "-")
-            for device in measured:
-                t = self.timings[device][i] if i is not None else None
-                row.append(f"{t.best * 1e3:.4g}" if t and t.best is not None else "-")
-            if speedup:
-                row.append(f"{speedup[i]:.2f}x" if i is not None else "-")
-            if work:
-                for device in measured:
-                    tp = self.throughput(device)
-                    row.append(f"{tp[i]:.4g}" if tp and i is not None else "-")
-            if ref is not None:
-                j = ref_rows.get(size)
-                rates = ref.throughput("cuda")
-                row.append(f"{ref.timings['cuda'][j].median * 1e3:.4g}" if j is not None else "-")
-                row.append(f"{rates[j]:.4g}" if rates and j is not None else "-")
-            rows.append(row)
-        return header, rows
-
-    def busy(self) -> list[tuple[str, int]]:
-        """The (device, size) of every measurement still disturbed after its attempts."""
-        return [(d, n) for d, ts in self.timings.items() for n, t in zip(self.sizes, ts, strict=True) if t.busy]
-
-    def note(self) -> str:
-        """What the table does not show (CUDA absent, or the recorded run instead), and a warning when busy."""
-        lines = [self._cuda_note(), self._threads_note()]
-        if self.busy():
-            lines.append(f"{BUSY_MARK.strip()} This machine was busy while timing these rows (their blocks spread by "
-                         f"half their median, or a fixed test job ran {BUSY_SLOWDOWN:g} times slower than usual, even "
-                         f"after {ATTEMPTS} tries): they show the load, not the operation. Rerun the cell when "
-                         "nothing else is running.")
-        return "\n".join(line for line in lines if line)
-
-    def _threads_note(self) -> str:
-        threads = self.meta.get("threads", "")
-        if "cpu" not in self.timings or not threads.startswith("1 of ") or threads == "1 of 1":
-            return ""
-        return (f"CPU timed on {threads} threads: on a machine whose cores other programs share, one thread never "
-                "waits for another (the full preset uses them all).")
-
-    def _cuda_note(self) -> str:
-        if "cuda" in self.timings:
-            return "" if "cpu" in self.timings else "Timed on CUDA only."
-        if "gpu" in self.meta:  # a CPU-only sweep on a machine with a GPU: the cell asked for the CPU alone
-            return f"Timed on the CPU only (this sweep's choice; {self.meta['gpu']} is here but not timed)."
-        ref = self._overlay()
-        if ref is None:
-            return ("CUDA not available here, and no GPU reference run has been recorded yet "
-                    "(docs/gpu-runs.md): only this machine's CPU is shown.")
-        meta = ref.meta
-        return (f"CUDA not available here. The recorded columns come from {meta.get('gpu', 'a GPU')}, "
-                f"torch {meta.get('torch', '?')}, {meta.get('date', 'undated')}, {meta.get('preset', '?')} preset: "
-                "recorded, not measured here.")
-
-    def __str__(self) -> str:
-        header, rows = self.table()
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
-        note = self.note()
-        return f"{self.label}\n" + "\n".join(lines) + (f"\n{note}" if note else "")
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        header, rows = self.table()
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        note = self.note()
-        foot = "".join(f"<p><i>{html.escape(line)}</i></p>" for line in note.splitlines())
-        return f"<b>{html.escape(self.label)}</b><table><tr>{head}</tr>{body}</table>{foot}"
-
-    def plot(self, ax: Any = None) -> Any:
-        """Draw time per device and GPU/CPU speed-up against size; returns the matplotlib axes."""
-        from .plotting import plot_bench
-
-        return plot_bench(self, ax=ax)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy, for saving a GPU run beside the course (the reference overlay is not saved)."""
-        data = asdict(self)
-        data.pop("reference", None)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchResult:
-        """Rebuild a result saved with :meth:`to_dict`."""
-        timings = {d: [Timing(**t) for t in ts] for d, ts in data["timings"].items()}
-        return cls(**{**{k: v for k, v in data.items() if k != "reference"}, "timings": timings})
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the result as JSON."""
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=1)
 
 
 def bench(
