@@ -70,9 +70,9 @@ class _Step:
     def __call__(self, batch: Any) -> None:
         if self._still_held():
             self.held.append(batch)
+        if len(self.calls) >= _MOST_CALLS:  # the record stops growing: a bare `except:` may call on until the limit
+            raise _Runaway(f"step was called more than {_MOST_CALLS} times")
         self.calls.append(batch)
-        if len(self.calls) > _MOST_CALLS:
-            raise _Runaway(f"step was called {len(self.calls)} times")
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1 or batch <= self.bug_below or \
                 batch > self.fits:
             raise self._error(batch)  # never kept in a local here: the error, and its traceback, live only as the
@@ -148,7 +148,7 @@ def _judge_oom(answer: Callable[..., Any], case: Case) -> None:
     try:
         result = call_answer(answer, step, start)
     except TimedOut:
-        if len(step.calls) <= _MOST_CALLS:
+        if len(step.calls) < _MOST_CALLS:
             raise
         error, result = _Runaway(), None  # an `except:` that caught the brake too, and went on
     except Mismatch as mismatch:
@@ -194,8 +194,9 @@ def _judge_calls(step: _Step, start: int, tries: list[int], error: BaseException
         raise Mismatch(f"You called step({odd!r}): a batch size is a whole number of samples (`/` "
                        "gives a float).")
     if isinstance(error, _Runaway) and len(set(calls[-8:])) == 1:
-        raise Mismatch(f"Your function called step {len(calls)} times, with the same batch ({calls[-1]}) again and "
-                       "again: nothing made it smaller after an out-of-memory error, so the loop would never end.")
+        raise Mismatch(f"Your function called step more than {len(calls)} times, with the same batch ({calls[-1]}) "
+                       "again and again: nothing made it smaller after an out-of-memory error, so the loop would never "
+                       "end.")
     if any(b < 1 for b in calls):
         raise Mismatch(f"You called step({min(calls)}): a batch of {min(calls)} samples trains on nothing. Halving "
                        "stops at 1.")
