@@ -522,3 +522,390 @@ def test_q4_nothing_visible_is_tested():
         return gpu.logical_indices(v, n) if shown else []
 
     rejected(gpu.q4, no_empty, "raised ValueError")
+
+
+# --- q9 · resume from a distributed checkpoint ------------------------------------------------------------
+
+
+def _dcp():
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import state_dict as sd
+
+    return dcp, sd
+
+
+def test_q9_the_reference_resumes_the_run_that_never_stopped():
+    from torchcourse.checks._gpu_dcp import _UNINTERRUPTED, _one_process, _train_step
+
+    for trial in range(gpu.q9.total_cases):
+        fresh, optimizer, folder = gpu.q9.make_case(trial, "cpu")
+        with _one_process():
+            model, optimizer = gpu.resume(fresh, optimizer, folder)
+        uninterrupted, step = _UNINTERRUPTED[fresh]
+        _train_step(model, optimizer, step)
+        for got, want in zip(model.state_dict().values(), uninterrupted.state_dict().values(), strict=True):
+            assert torch.equal(got, want)
+
+
+def test_q9_the_cases_span_the_statement():
+    cases = [gpu.q9.make_case(t, "cpu") for t in range(gpu.q9.total_cases)]
+    kinds = {type(optimizer).__name__ for _, optimizer, _ in cases}
+    assert kinds == {"Adam", "SGD"}
+    from torchcourse.checks._gpu_dcp import _UNINTERRUPTED
+
+    assert all(_UNINTERRUPTED[m][0][1].running_mean.abs().sum() > 0 for m, _, _ in cases)  # buffers trained too
+    from torchcourse.checks._gpu_dcp import _one_process
+
+    with _one_process():  # dcp warns that it assumes one process, unless q7's check has made a group of one
+        lrs = [dcp_lr(folder) for _, _, folder in cases]
+    assert any(lr != opt.param_groups[0]["lr"] for (_, opt, _), lr in zip(cases, lrs, strict=True))  # a lowered rate
+    assert any(lr == opt.param_groups[0]["lr"] for (_, opt, _), lr in zip(cases, lrs, strict=True))
+
+
+def dcp_lr(folder):
+    dcp, _ = _dcp()
+    state = {"optim": {"param_groups": [{"lr": 0.0, "params": ["0.weight"]}]}}
+    reader = dcp.FileSystemReader(folder)
+    keys = [k for k in reader.read_metadata().state_dict_metadata if k.endswith(".lr")]
+    assert keys
+    dcp.load(state, checkpoint_id=folder)
+    return state["optim"]["param_groups"][0]["lr"]
+
+
+def test_q9_the_checkpoint_folder_goes_with_the_case():
+    import gc
+    import os
+
+    case = gpu.q9.make_case(0, "cpu")
+    folder = case[2]
+    assert os.path.isdir(folder)
+    del case
+    gc.collect()
+    assert not os.path.exists(folder)
+
+
+def test_q9_loading_the_model_only():
+    def model_only(model, optimizer, folder):
+        dcp, _ = _dcp()
+        dcp.load({"model": model.state_dict()}, checkpoint_id=folder)
+        return model, optimizer
+
+    rejected(gpu.q9, model_only, "no state for", "were not loaded")
+
+
+def test_q9_loading_into_a_fresh_optimizers_state_dict_fills_nothing():
+    def plain_templates(model, optimizer, folder):
+        dcp, _ = _dcp()
+        state = {"model": model.state_dict(), "optim": optimizer.state_dict()}
+        dcp.load(state, checkpoint_id=folder)
+        optimizer.load_state_dict(state["optim"])
+        return model, optimizer
+
+    rejected(gpu.q9, plain_templates, "no state for")
+
+
+def test_q9_without_set_state_dict_the_learning_rate_stays_the_fresh_one():
+    def no_set(model, optimizer, folder):
+        dcp, sd = _dcp()
+        model_state, optim_state = sd.get_state_dict(model, optimizer)
+        dcp.load({"model": model_state, "optim": optim_state}, checkpoint_id=folder)
+        return model, optimizer
+
+    rejected(gpu.q9, no_set, "lr", "the fresh optimizer's", "param_groups")
+
+
+def test_q9_using_what_dcp_load_returns():
+    def returned(model, optimizer, folder):
+        dcp, sd = _dcp()
+        model_state, optim_state = sd.get_state_dict(model, optimizer)
+        state = dcp.load({"model": model_state, "optim": optim_state}, checkpoint_id=folder)
+        model.load_state_dict(state["model"])
+        return model, optimizer
+
+    rejected(gpu.q9, returned, "NoneType", "dcp.load returns None")
+
+
+def test_q9_saving_instead_of_loading():
+    def saves(model, optimizer, folder):
+        dcp, sd = _dcp()
+        dcp.save(dict(zip(("model", "optim"), sd.get_state_dict(model, optimizer), strict=True)), checkpoint_id=folder)
+        return model, optimizer
+
+    rejected(gpu.q9, saves, "wrote into the checkpoint folder")
+
+
+def test_q9_loading_into_copies():
+    def copies(model, optimizer, folder):
+        dcp, _ = _dcp()
+        dcp.load({"model": {k: v.clone() for k, v in model.state_dict().items()}}, checkpoint_id=folder)
+        return model, optimizer
+
+    rejected(gpu.q9, copies, "still the fresh model's")
+
+
+def test_q9_parameters_without_buffers():
+    def parameters_only(model, optimizer, folder):
+        gpu.resume(model, optimizer, folder)
+        model[1].reset_running_stats()
+        return model, optimizer
+
+    rejected(gpu.q9, parameters_only, "buffer 1.running_mean")
+
+
+def test_q9_a_new_optimizer():
+    def new_optimizer(model, optimizer, folder):
+        gpu.resume(model, optimizer, folder)
+        return model, type(optimizer)(model.parameters(), **optimizer.defaults)
+
+    rejected(gpu.q9, new_optimizer, "no state for")
+
+
+def test_q9_torch_load_on_the_folder():
+    rejected(gpu.q9, lambda model, optimizer, folder: torch.load(folder), "raised")
+
+
+def test_q9_works_with_a_process_group_of_one():
+    from torchcourse.checks._gpu_allreduce import _ensure_group
+
+    _ensure_group()  # what q7's check leaves in the session
+    assert gpu.q9.grade(gpu.q9.reference).status is Status.CORRECT
+
+
+# --- q10 · halve the batch until a step fits --------------------------------------------------------------
+
+
+def test_q10_catching_every_runtime_error():
+    def every_error(step, start):
+        batch = start
+        while batch >= 1:
+            try:
+                step(batch)
+                return batch
+            except RuntimeError:
+                pass
+            batch //= 2
+        raise torch.OutOfMemoryError("nothing fits")
+
+    rejected(gpu.q10, every_error, "not out of memory")
+
+
+def test_q10_retrying_the_same_size():
+    def same_size(step, start):
+        while True:
+            try:
+                step(start)
+                return start
+            except torch.OutOfMemoryError:
+                pass
+
+    rejected(gpu.q10, same_size, "again and again")
+
+
+def test_q10_an_except_that_catches_the_brake_is_stopped(monkeypatch):
+    monkeypatch.setattr(gpu.q10, "time_limit", 1)
+
+    def bare(step, start):
+        while True:
+            try:
+                step(start)
+                return start
+            except:  # noqa: E722 - the mistake under test
+                pass
+
+    rejected(gpu.q10, bare, "again and again")
+
+
+def test_q10_going_below_one():
+    def to_zero(step, start):
+        batch = start
+        while True:
+            try:
+                step(batch)
+                return batch
+            except torch.OutOfMemoryError:
+                pass
+            batch //= 2
+
+    rejected(gpu.q10, to_zero, "step(0)")
+
+
+def test_q10_retrying_inside_the_except_block():
+    def inside(step, start):
+        try:
+            step(start)
+            return start
+        except torch.OutOfMemoryError:
+            if start == 1:
+                raise
+            return inside(step, start // 2)
+
+    rejected(gpu.q10, inside, "still held", "traceback")
+
+
+def test_q10_keeping_the_last_error():
+    def keeps(step, start):
+        batch, last = start, None
+        while batch >= 1:
+            try:
+                step(batch)
+                return batch
+            except torch.OutOfMemoryError as error:
+                last = error
+            batch //= 2
+        raise last
+
+    rejected(gpu.q10, keeps, "still held")
+
+
+def test_q10_returning_the_size_after_the_one_that_ran():
+    def halved_once_more(step, start):
+        batch, ok = start, False
+        while not ok and batch >= 1:
+            try:
+                step(batch)
+                ok = True
+            except torch.OutOfMemoryError:
+                pass
+            batch //= 2
+        if not ok:
+            raise torch.OutOfMemoryError("no batch fits")
+        return batch
+
+    rejected(gpu.q10, halved_once_more, "the step that ran was")
+
+
+def test_q10_halving_with_a_float():
+    def floats(step, start):
+        batch = start
+        while True:
+            try:
+                step(batch)
+                return batch
+            except torch.OutOfMemoryError:
+                pass
+            batch /= 2
+
+    rejected(gpu.q10, floats, "a float")
+
+
+def test_q10_rounding_up():
+    def ceil(step, start):
+        batch = start
+        while True:
+            try:
+                step(batch)
+                return batch
+            except torch.OutOfMemoryError:
+                if batch == 1:
+                    raise
+            batch = (batch + 1) // 2
+
+    rejected(gpu.q10, ceil, "rounded down")
+
+
+def test_q10_returning_zero_when_nothing_fits():
+    def zero(step, start):
+        batch = start
+        while batch >= 1:
+            try:
+                step(batch)
+                return batch
+            except torch.OutOfMemoryError:
+                pass
+            batch //= 2
+        return 0
+
+    rejected(gpu.q10, zero, "Not even a batch of 1 fits", "returned 0")
+
+
+def test_q10_another_error_when_nothing_fits():
+    def other(step, start):
+        batch = start
+        while batch >= 1:
+            try:
+                step(batch)
+                return batch
+            except torch.OutOfMemoryError:
+                pass
+            batch //= 2
+        raise RuntimeError("no batch size fits")
+
+    rejected(gpu.q10, other, "raised RuntimeError", "torch.OutOfMemoryError")
+
+
+def test_q10_trying_to_grow_back():
+    def grows(step, start):
+        batch = gpu.largest_batch(step, start)
+        try:
+            step(batch + 1)
+        except torch.OutOfMemoryError:
+            pass
+        return batch
+
+    rejected(gpu.q10, grows, "called step again after", "trained twice")
+
+
+def test_q10_the_cases_span_the_statement():
+    from torchcourse.checks._gpu_oom import _expected
+
+    outcomes = set()
+    for t in range(gpu.q10.total_cases):
+        step, start = gpu.q10.make_case(t, "cpu")
+        tries, size, raises = _expected(step, start)
+        outcomes.add(raises or ("at once" if len(tries) == 1 else "at 1" if size == 1 else "halved"))
+        outcomes.add("odd start" if start % 2 else "even start")
+    assert outcomes == {"bug", "oom", "at once", "at 1", "halved", "odd start", "even start"}
+
+
+def _q10_recursive(step, start):
+    try:
+        step(start)
+        return start
+    except torch.OutOfMemoryError:
+        if start == 1:
+            raise
+    return _q10_recursive(step, start // 2)
+
+
+def _q10_by_message(step, start):
+    sizes = [start]
+    while sizes[-1] > 1:
+        sizes.append(sizes[-1] // 2)
+    for i, batch in enumerate(sizes):
+        try:
+            step(batch)
+            return batch
+        except RuntimeError as error:  # the older way: an out-of-memory error says so in its message
+            if "out of memory" not in str(error) or i == len(sizes) - 1:
+                raise
+        torch.cuda.empty_cache()  # gives cached blocks back on a GPU; nothing to do without one
+
+
+def _q9_one_at_a_time(model, optimizer, folder):
+    dcp, sd = _dcp()
+    state = {"model": sd.get_model_state_dict(model), "optim": sd.get_optimizer_state_dict(model, optimizer)}
+    dcp.load(state, checkpoint_id=folder)
+    sd.set_model_state_dict(model, state["model"])
+    sd.set_optimizer_state_dict(model, optimizer, state["optim"])
+    return model, optimizer
+
+
+def _q9_through_torch_save(model, optimizer, folder):
+    import os
+    import tempfile
+
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    _, sd = _dcp()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "checkpoint.pt")
+        dcp_to_torch_save(folder, path)
+        state = torch.load(path, weights_only=False)
+    sd.set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    return model, optimizer
+
+
+CORRECT.update({
+    "q9": [gpu.resume, _q9_one_at_a_time, _q9_through_torch_save],
+    "q10": [gpu.largest_batch, _q10_recursive, _q10_by_message],
+})

@@ -20,6 +20,8 @@ from torch import nn
 
 from ..devices import move_to
 from ._gpu_allreduce import _grads, _judge_allreduce, average_gradients
+from ._gpu_dcp import _dcp_case, _judge_resume, resume
+from ._gpu_oom import _judge_oom, _oom_case, _Step, largest_batch
 from ._gpu_timing import SimulatedDevice, _judge_timing, _timing_case, time_call  # noqa: F401 - 05.2 and 05.6 import SimulatedDevice from here
 from .core import (
     Case,
@@ -528,5 +530,54 @@ q8 = _declare(
         "or you time the launch.",
         "Warm up first (call fn() and sync() once before timing), time each call separately, and "
         "return the median: a few slow runs must not move it.",
+    ],
+)
+
+
+# --- q9 · 05.10 resume from a distributed checkpoint (judged in _gpu_dcp.py) ----------------------------
+
+q9 = _declare(
+    "q9",
+    "Resume from a distributed checkpoint",
+    points=2,
+    reference=resume,
+    inputs=_dcp_case,
+    judge=_judge_resume,
+    on=["cpu"],
+    second_device=False,  # the judge sets up what the answer needs (a checkpoint folder)
+    trials=3,  # Adam with a lowered learning rate, SGD with momentum, Adam as built
+    time_limit=20,
+    hints=[
+        "`dcp.load(state, checkpoint_id=folder)` returns nothing: it fills, in place, the tensors of the dict it is "
+        "given, which must have the layout that was saved: {'model': ..., 'optim': ...}.",
+        "A fresh optimizer has no state yet: `get_state_dict(model, optimizer)` (torch.distributed.checkpoint."
+        "state_dict) makes it and returns both state dicts as templates to load into.",
+        "After `dcp.load`, `set_state_dict(model, optimizer, model_state_dict=..., optim_state_dict=...)` puts them "
+        "into the model and the optimizer (the learning rate is in the optimizer's param_groups).",
+    ],
+)
+
+
+# --- q10 · out of memory: halve the batch until a step fits (judged in _gpu_oom.py) ----------------------
+
+q10 = _declare(
+    "q10",
+    "Halve the batch until a step fits",
+    points=2,
+    reference=largest_batch,
+    inputs=_oom_case,
+    judge=_judge_oom,
+    on=["cpu"],
+    second_device=False,  # the steps are simulated: torch.OutOfMemoryError is raised by hand
+    trials=3,  # fits somewhere below start, fits at 1 only, a bug at the size that would fit
+    # nothing fits (from an odd start, and from 1), start fits at once (1, and a power of two), many halvings
+    cases=[lambda d: (_Step(fits=0), 37), lambda d: (_Step(fits=0), 1), lambda d: (_Step(fits=1), 1),
+           lambda d: (_Step(fits=64), 64), lambda d: (_Step(fits=3), 101)],
+    hints=[
+        "`torch.OutOfMemoryError` (the same class as torch.cuda.OutOfMemoryError) is a subclass of RuntimeError: "
+        "catch it by name, so that other errors still reach the caller.",
+        "While an `except` block runs, the exception and its traceback are alive, and the traceback keeps the "
+        "failed step's frames and their tensors. Halve and retry after the block has ended.",
+        "When batch 1 fails too, a bare `raise` inside the `except` block re-raises the error being handled.",
     ],
 )
