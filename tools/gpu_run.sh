@@ -30,7 +30,7 @@ started=$(date +%s)
 case "$PLAN" in
   all) notebooks_default="notebooks/*/*.ipynb solutions/*.ipynb"; tests_default="tests" ;;
   ch05) notebooks_default="notebooks/05_gpu/*.ipynb solutions/05_gpu.ipynb"
-        tests_default="tests/test_devices.py tests/test_bench.py tests/test_distributed.py tests/test_checks_gpu.py tests/test_gpu_run.py" ;;
+        tests_default="tests/test_devices.py tests/test_bench.py tests/test_bench_accelerator.py tests/test_workloads.py tests/test_distributed.py tests/test_checks_gpu.py tests/test_gpu_run.py" ;;
   *) echo "gpu-run: GPU_RUN_PLAN is 'all' or 'ch05', not '$PLAN'" >&2; exit 2 ;;
 esac
 
