@@ -99,6 +99,7 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "regime_matmul": (16, 64, 256, 512),
         "overhead_calls": (16, 256),
         "cuda_graph_ops": (16,),
+        "compile_chain": (2**4, 2**10, 2**16),
     },
     "full": {
         "matmul": (64, 256, 1024, 2048, 4096),
@@ -122,6 +123,7 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "regime_matmul": (16, 64, 256, 512),
         "overhead_calls": (16, 256),
         "cuda_graph_ops": (16, 64),
+        "compile_chain": (2**4, 2**10, 2**16, 2**20),
     },
 }
 
