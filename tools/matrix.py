@@ -129,7 +129,10 @@ def run_entry(name: str, venv: Path, jobs: str, extra: list[str]) -> int:
         env = {**os.environ, **STRICT_ENV, **ENTRIES[name]["env"], "TORCHCOURSE_TRACE_DIR": records,
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
                "PATH": os.pathsep.join([str(venv / "bin"), os.environ.get("PATH", "")]),
-               "VIRTUAL_ENV": str(venv)}
+               "VIRTUAL_ENV": str(venv),
+               # Inductor's own compile cache, one per entry: torch 2.11 keys it without ATEN_CPU_CAPABILITY, so
+               # the gpu entry's AVX2 kernels loaded under the floor's "default" fail to build (lesson 05.11).
+               "TORCHINDUCTOR_CACHE_DIR": str(matrix_dir() / name / "inductor")}
         targets = extra or ["notebooks", "solutions", "tests"]
         command = [python, "-m", "pytest", "-q", "-n", jobs, "--dist", "loadscope", *NBVAL, *targets]
         rc = subprocess.call(command, cwd=ROOT, env=env)
