@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-from grading import rejected
+from grading import accepted, rejected
 
 from torchcourse.checks import gpu
 from torchcourse.checks._gpu_allreduce import _world_of
@@ -909,3 +909,177 @@ CORRECT.update({
     "q9": [gpu.resume, _q9_one_at_a_time, _q9_through_torch_save],
     "q10": [gpu.largest_batch, _q10_recursive, _q10_by_message],
 })
+
+
+# --- q11 · fewer, bigger calls: the norms of many rows ----------------------------------------------------
+
+
+def test_q11_the_reference_is_the_statements_loop_batched():
+    from torchcourse.checks._gpu_calls import row_norms_loop
+
+    for trial in range(gpu.q11.total_cases):
+        (rows,) = gpu.q11.make_case(trial, "cpu")
+        torch.testing.assert_close(gpu.row_norms_batched(rows), row_norms_loop(rows))
+
+
+def test_q11_the_cases_span_the_statement():
+    cases = [gpu.q11.make_case(t, "cpu")[0] for t in range(gpu.q11.total_cases)]
+    assert {rows[0].dtype for rows in cases} == {torch.float32, torch.float64}
+    counts, lengths = {len(rows) for rows in cases}, {rows[0].numel() for rows in cases}
+    assert 1 in counts and max(counts) >= 300 and 1 in lengths and max(lengths) > 1
+    assert all(len({(r.shape, r.dtype) for r in rows}) == 1 for rows in cases)  # one length and dtype per case
+    assert all(len({id(r) for r in rows}) == len(rows) for rows in cases)  # separate tensors
+
+
+def _q11_loop(rows):
+    return torch.stack([torch.sqrt((row * row).sum()) for row in rows])
+
+
+def test_q11_the_statements_loop():
+    rejected(gpu.q11, _q11_loop, "grows with the number of rows", "loop over the rows", "sqrt 1 → 66 times")
+
+
+def test_q11_a_norm_per_row():
+    rejected(gpu.q11, lambda rows: torch.stack([row.norm() for row in rows]), "loop over the rows")
+
+
+def test_q11_the_loop_over_the_stacked_tensor():
+    rejected(gpu.q11, lambda rows: torch.stack([x.norm() for x in torch.stack(rows)]), "loop over the rows")
+
+
+def test_q11_item_per_row():
+    def items(rows):
+        return torch.tensor([row.norm().item() for row in rows], dtype=rows[0].dtype, device=rows[0].device)
+
+    rejected(gpu.q11, items, "once per row", ".item()", "_local_scalar_dense")
+
+
+def test_q11_tolist_leaves_torch():
+    def lists(rows):
+        return torch.tensor([sum(v * v for v in row.tolist()) ** 0.5 for row in rows], dtype=rows[0].dtype,
+                            device=rows[0].device)
+
+    rejected(gpu.q11, lists, "stay in torch", "Tensor.tolist")
+
+
+def test_q11_numpy_leaves_torch():
+    rejected(gpu.q11, lambda rows: torch.from_numpy(np.linalg.norm(torch.stack(rows).numpy(), axis=1)),
+             "stay in torch", "Tensor.numpy")
+
+
+def test_q11_chunks_of_rows_still_grow():
+    def chunks(rows):
+        return torch.cat([torch.stack(rows[i : i + 32]).norm(dim=1) for i in range(0, len(rows), 32)])
+
+    rejected(gpu.q11, chunks, "groups of rows")
+
+
+def test_q11_the_wrong_dimension():
+    rejected(gpu.q11, lambda rows: torch.linalg.vector_norm(torch.stack(rows), dim=0), "dim 0")
+
+
+def test_q11_no_square_root():
+    rejected(gpu.q11, lambda rows: torch.stack(rows).pow(2).sum(dim=1), "square root")
+
+
+def test_q11_returning_a_list():
+    rejected(gpu.q11, lambda rows: list(torch.linalg.vector_norm(torch.stack(rows), dim=1)),
+             "expected a torch.Tensor", "list")
+
+
+def test_q11_keepdim():
+    rejected(gpu.q11, lambda rows: torch.stack(rows).norm(dim=1, keepdim=True), "wrong shape")
+
+
+def test_q11_losing_float64():
+    rejected(gpu.q11, lambda rows: torch.linalg.vector_norm(torch.stack(rows).float(), dim=1),
+             "torch.float32 for rows of torch.float64")
+
+
+def test_q11_a_result_created_without_the_rows_dtype():
+    def filled(rows):
+        out = torch.zeros(len(rows), device=rows[0].device)
+        out.copy_(torch.linalg.vector_norm(torch.stack(rows), dim=1))
+        return out
+
+    rejected(gpu.q11, filled, "keep the rows' dtype")
+
+
+def test_q11_losing_the_device():
+    rejected(gpu.q11, lambda rows: torch.linalg.vector_norm(torch.stack(rows).cpu(), dim=1), "came back on cpu")
+
+
+def test_q11_squaring_the_rows_in_place():
+    def in_place(rows):
+        torch._foreach_mul_(rows, rows)  # one call for every row, but on the caller's tensors
+        return torch.stack(rows).sum(dim=1).sqrt()
+
+    rejected(gpu.q11, in_place, "changed its input `rows` in place")
+
+
+def test_q11_changing_the_list():
+    def appends(rows):
+        rows.append(rows[0])
+        return torch.linalg.vector_norm(torch.stack(rows[:-1]), dim=1)
+
+    rejected(gpu.q11, appends, "a list", "build a new one")
+
+
+def test_q11_views_are_not_counted():  # vstack runs one unsqueeze per row: a view, no kernel
+    accepted(gpu.q11, lambda rows: torch.vstack(rows).norm(dim=-1))
+    accepted(gpu.q11, lambda rows: torch.cat([row[None] for row in rows]).norm(dim=1))
+
+
+@pytest.mark.parametrize("answer", [
+    lambda rows: torch.linalg.norm(torch.stack(rows), dim=1),
+    lambda rows: torch.stack(rows, dim=1).norm(dim=0),
+    lambda rows: torch.einsum("ij,ij->i", torch.stack(rows), torch.stack(rows)).sqrt(),
+    lambda rows: torch.stack(torch._foreach_norm(rows)),
+    lambda rows: torch.func.vmap(torch.linalg.vector_norm)(torch.stack(rows)),
+], ids=["linalg.norm", "stack-dim1", "einsum", "foreach_norm", "vmap"])
+def test_q11_more_correct_answers(answer):
+    accepted(gpu.q11, answer)
+
+
+def test_q11_leaves_no_dispatch_mode_behind():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def enters(rows):
+        TorchDispatchMode().__enter__()  # never left
+        return gpu.row_norms_batched(rows)
+
+    depth = torch._C._len_torch_dispatch_stack()
+    assert gpu.q11.grade(enters).status is Status.INCORRECT
+    assert gpu.q11.grade(_q11_loop).status is Status.INCORRECT
+    assert torch._C._len_torch_dispatch_stack() == depth
+
+
+def test_q11_a_loop_that_never_ends_is_stopped_and_the_mode_left(monkeypatch):
+    monkeypatch.setattr(gpu.q11, "time_limit", 0.2)
+
+    def forever(rows):
+        while True:
+            rows[0] * 2
+
+    depth = torch._C._len_torch_dispatch_stack()
+    rejected(gpu.q11, forever, "did not return within")
+    assert torch._C._len_torch_dispatch_stack() == depth
+
+
+def _q11_pow_sum_sqrt(rows):
+    return torch.stack(rows).pow(2).sum(dim=1).sqrt()
+
+
+def _q11_cat_view(rows):
+    flat = torch.cat(rows)
+    return torch.linalg.vector_norm(flat.view(len(rows), -1), dim=1)
+
+
+CORRECT["q11"] = [gpu.row_norms_batched, _q11_pow_sum_sqrt, _q11_cat_view]
+
+
+@pytest.mark.parametrize(("qid", "index"), [(q, i) for q in ("q9", "q10", "q11") for i in range(3)])
+def test_three_correct_answers_of_the_later_exercises_are_accepted(qid, index):
+    # test_three_correct_answers_are_accepted is parametrised before CORRECT gains these three
+    outcome = gpu.chapter.exercises[qid].grade(CORRECT[qid][index])
+    assert outcome.status is Status.CORRECT, outcome.message

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..devices import move_to
 from ._gpu_allreduce import _grads, _judge_allreduce, average_gradients
+from ._gpu_calls import _NORM_CASES, _NORM_FORBIDS, _NORM_MISCONCEPTIONS, _judge_norms, _rows_case, row_norms_batched
 from ._gpu_dcp import _dcp_case, _judge_resume, resume
 from ._gpu_oom import _judge_oom, _oom_case, _Step, largest_batch
 from ._gpu_timing import SimulatedDevice, _judge_timing, _timing_case, time_call  # noqa: F401 - 05.2 and 05.6 import SimulatedDevice from here
@@ -85,7 +86,6 @@ def _check_on_meta(answer: Callable[..., Any], case: Case) -> None:
             f"With the input on the 'meta' device your result came back on {result.device}: the data moved to the "
             "constants' device, not the constants to the data's."
         )
-
 
 
 # --- q1 · 05.1/05.2 device-agnostic code: a device-mismatch bug -------------------------------
@@ -580,4 +580,21 @@ q10 = _declare(
         "failed step's frames and their tensors. Halve and retry after the block has ended.",
         "When batch 1 fails too, a bare `raise` inside the `except` block re-raises the error being handled.",
     ],
+)
+
+
+# --- q11 · 05.8 fewer, bigger calls: a loop over rows as batched calls (judged in _gpu_calls.py) ---------------
+
+q11 = _declare(
+    "q11", "Fewer, bigger calls: the norms of many rows", points=1,
+    reference=row_norms_batched,
+    inputs=_rows_case,
+    judge=_judge_norms,
+    trials=2,  # float32, then float64; the cases: one row (of one value, of many), 300 rows, float64 rows of one value
+    cases=_NORM_CASES,
+    forbids=_NORM_FORBIDS,  # stay in torch: no .item(), .tolist() or NumPy
+    misconceptions=_NORM_MISCONCEPTIONS,
+    hints=["`torch.stack(rows)` makes one (k, n) tensor of the k rows, in one call: row i is `stacked[i]`.",
+           "A reduction with `dim=` works along that dimension for every row at once: one call for all k rows "
+           "(`torch.linalg.vector_norm` squares, sums and takes the root)."],
 )
