@@ -46,7 +46,7 @@ import torch
 
 from . import tracing
 from .benchresult import BUSY_MARK, REFERENCE_FILE, BenchResult, Timing, _file_name, reference
-from .devices import cuda_available, devices
+from .devices import cuda_available, devices, synchronize
 
 # Importing torch.utils.benchmark logs "No CUDA runtime is found" on CPU-only machines: it concerns
 # compiling C++ extensions, which the course never does, and would add noise to every notebook.
@@ -331,16 +331,7 @@ def accelerator() -> str | None:
     return kind.type
 
 
-def sync(device: str | torch.device) -> None:
-    """Wait for the work queued on ``device``: ``torch.accelerator.synchronize`` where torch has it (CUDA, mps,
-    xpu...), else ``torch.cuda.synchronize``; nothing on the CPU, which is synchronous."""
-    if torch.device(device).type == "cpu":
-        return
-    generic = getattr(torch, "accelerator", None)
-    if generic is not None and hasattr(generic, "synchronize"):
-        generic.synchronize(device)
-    else:
-        torch.cuda.synchronize(device)
+sync = synchronize  # the timing path's name for devices.synchronize: any accelerator, nothing on the CPU
 
 
 def device_ms(fn: Callable[[], Any], device: str | torch.device, calls: int = 1) -> float:

@@ -66,8 +66,15 @@ def __getattr__(name: str) -> Any:
 
 
 def synchronize(device: str | torch.device) -> None:
-    """Wait for queued kernels on ``device`` to finish; a no-op on the CPU, which is synchronous."""
-    if torch.device(device).type == "cuda":
+    """Wait for the work queued on ``device``: ``torch.accelerator.synchronize`` where torch has it (CUDA, mps,
+    xpu...), else ``torch.cuda.synchronize``; nothing on the CPU, which is synchronous. The bench helper times
+    through it (``bench.sync``)."""
+    if torch.device(device).type == "cpu":
+        return
+    generic = getattr(torch, "accelerator", None)
+    if generic is not None and hasattr(generic, "synchronize"):
+        generic.synchronize(device)
+    else:
         torch.cuda.synchronize(device)
 
 
