@@ -371,3 +371,67 @@ def test_a_cpu_only_sweep_timed_on_a_machine_with_cuda_says_it_chose_the_cpu(mon
     note = result.note()
     assert "not available" not in note and "Timed on the CPU only (this sweep's choice" in note
     assert "NVIDIA H100 (mocked) is here but not timed" in note
+
+
+def test_preset_sizes_rise_and_every_cpu_cap_keeps_a_prefix():
+    for name, table in bench_module.PRESETS.items():
+        for workload, chosen in table.items():
+            assert list(chosen) == sorted(set(chosen)), (name, workload)  # rising: the CPU's sizes are a prefix
+    for name, caps in bench_module.CPU_MAX.items():
+        assert set(caps) <= set(bench_module.PRESETS[name]), name
+        for workload, top in caps.items():
+            chosen = bench_module.PRESETS[name][workload]
+            assert chosen[0] <= top < chosen[-1], (name, workload)  # a cap that times something and cuts something
+
+
+def _timed_sizes(monkeypatch):
+    """compare() with time_fns faked: returns {device: sizes it was asked to time} as they are made."""
+    made: dict[str, list[int]] = {}
+
+    def make(n, device):
+        made.setdefault(device, []).append(n)
+        return lambda: None
+
+    def fake_time_fns(fns, device, **kwargs):
+        return [Timing(1e-3 * (i + 1), 1e-5, 10, 10, 1e-3 * (i + 1)) for i in range(len(fns))]
+
+    monkeypatch.setattr(bench_module, "time_fns", fake_time_fns)
+    monkeypatch.setenv("TORCHCOURSE_GPU_REFERENCE", "")
+    return made, make
+
+
+def test_the_full_preset_times_the_cpu_beside_a_gpu_only_up_to_its_cap(monkeypatch):
+    monkeypatch.setenv("TORCHCOURSE_BENCH", "full")
+    made, make = _timed_sizes(monkeypatch)
+    result = bench_module.bench(make, "matmul", label="mm", flops=lambda n: 2 * n**3, on=["cpu", "cuda"])
+    everything, top = bench_module.PRESETS["full"]["matmul"], bench_module.CPU_MAX["full"]["matmul"]
+    assert made["cuda"] == list(everything) and made["cpu"] == [n for n in everything if n <= top]
+    assert result.sizes == list(everything) and result.sizes_on("cpu") == made["cpu"]
+    assert len(result.speedup()) == len(made["cpu"])  # where both were timed
+    assert len(result.throughput("cpu")) == len(made["cpu"]) and len(result.throughput("cuda")) == len(everything)
+    header, rows = result.table()
+    last = dict(zip(header, rows[-1], strict=True))
+    assert last["cpu fastest ms"] == "-" and last["GPU/CPU speed-up"] == "-" and last["cuda fastest ms"] != "-"
+    assert f"CPU timed up to {top:,} only" in result.note()
+    assert BenchResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    assert not result.busy()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    time_ax, speed_ax = result.plot()
+    drawn = {line.get_label(): len(line.get_xdata()) for line in time_ax.lines}
+    assert drawn["cpu fastest block"] == len(made["cpu"]) and drawn["cuda fastest block"] == len(everything)
+    assert len(speed_ax.lines[0].get_xdata()) == len(made["cpu"])
+
+
+def test_a_cpu_timed_alone_or_a_sweep_of_given_sizes_is_never_capped(monkeypatch):
+    monkeypatch.setenv("TORCHCOURSE_BENCH", "full")
+    made, make = _timed_sizes(monkeypatch)
+    alone = bench_module.bench(make, "matmul", label="mm", on=["cpu"])
+    assert made["cpu"] == list(bench_module.PRESETS["full"]["matmul"]) and alone.sizes_on("cpu") == alone.sizes
+    assert "CPU timed up to" not in alone.note()
+    made.clear()
+    bench_module.bench(make, [64, 8192], label="mm", on=["cpu", "cuda"])
+    assert made == {"cpu": [64, 8192], "cuda": [64, 8192]}
+    monkeypatch.setenv("TORCHCOURSE_BENCH", "quick")  # quick sizes are a CPU's: nothing to cap
+    assert bench_module.sizes("matmul", "cpu") == bench_module.sizes("matmul")

@@ -104,3 +104,31 @@ def test_a_short_run_merges_into_the_reference(tmp_path):
 def test_the_docs_keep_the_section_gpu_run_replaces():
     text = (ROOT / "docs" / "gpu-runs.md").read_text()
     assert text.count(gpu_reference.START) == 1 and text.count(gpu_reference.END) == 1
+
+
+def test_a_sweep_whose_cpu_column_stops_early_is_recorded_with_the_size_of_its_speed_up(tmp_path):
+    folder = tmp_path / "sweeps"
+    folder.mkdir()
+    timings = {"cpu": [Timing(2e-3, 1e-4, 10, 10)], "cuda": [Timing(1e-3, 1e-5, 10, 10), Timing(4e-3, 1e-5, 10, 10)]}
+    BenchResult("capped", [2048, 4096], ["cpu", "cuda"], timings, meta={"gpu": "H100", "preset": "full"}).save(
+        folder / "capped.json")  # the CPU timed up to bench.CPU_MAX only
+    doc = tmp_path / "gpu-runs.md"
+    doc.write_text(f"{gpu_reference.START}\n{gpu_reference.END}\n")
+    args = ["--sweeps", str(folder), "--reference", str(tmp_path / "ref.json"), "--doc", str(doc), "--write"]
+    assert gpu_reference.main(args) == 0
+    assert "| capped | 2,048, 4,096 | 4 | 2.00x (at 2,048) |" in doc.read_text()
+
+
+def test_step_one_takes_every_timed_lesson_the_rerun_suite_knows():
+    """gpu_run.sh chooses step 1's notebooks with grep; every notebook with a timed cell (tc.bench or tc.compare,
+    tools/rerun.py's one definition) must be among them, or its sweeps run in parallel and are never saved."""
+    import nbformat
+
+    rerun = importlib.import_module("rerun")
+    script = (ROOT / "tools" / "gpu_run.sh").read_text()
+    pattern = script.split("grep -lE '", 1)[1].split("'", 1)[0]
+    lessons = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("notebooks/*/*.ipynb"))
+    chosen = subprocess.run(["grep", "-lE", pattern, *lessons], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    timed = [p for p in lessons if any(c.cell_type == "code" and rerun.is_timed(c.source)
+                                       for c in nbformat.read(ROOT / p, as_version=4).cells)]
+    assert timed and sorted(chosen) == timed

@@ -88,13 +88,15 @@ def record(ref: dict[str, object], results: dict[str, object], seconds: int | No
         + (f"; no results from {', '.join(results['missing'])}" if results["missing"] else "") + ".",
     ]
     lines += [f"- failed: `{name}`" for name in results["failed"]]
-    lines += ["", "| sweep | sizes | cuda ms at the largest | GPU/CPU speed-up at the largest |",
+    lines += ["", "| sweep | sizes | cuda ms at the largest | GPU/CPU speed-up at the CPU's largest |",
               "| --- | --- | --- | --- |"]
     for label, data in ref["sweeps"].items():
         result = BenchResult.from_dict(data)
-        speedup = result.speedup()
+        speedup = result.speedup()  # where both were timed: the CPU's column may stop earlier (bench.CPU_MAX)
+        at = f" (at {result.sizes_on('cpu')[-1]:,})" if speedup and len(speedup) < len(result.sizes) else ""
         lines.append(f"| {label} | {', '.join(f'{n:,}' for n in result.sizes)} | "
-                     f"{result.timings['cuda'][-1].median * 1e3:.4g} | {f'{speedup[-1]:.2f}x' if speedup else '-'} |")
+                     f"{result.timings['cuda'][-1].median * 1e3:.4g} | "
+                     f"{f'{speedup[-1]:.2f}x{at}' if speedup else '-'} |")
     lines += ["", f"The sweeps, with their environment, are in `{REFERENCE_FILE.relative_to(ROOT)}`.", END]
     return "\n".join(lines)
 

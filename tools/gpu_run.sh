@@ -3,7 +3,8 @@
 #
 #  0. preflight: every module the suite imports is importable, and pytest collects the chosen notebooks
 #     (nbval's plugin loads); then the CUDA check, which stops the run with exit 2 where there is none;
-#  1. the timed lessons (every chosen notebook that calls tc.bench) one at a time, chapter 05 first,
+#  1. the timed lessons (every chosen notebook that calls tc.bench or tc.compare: tools/rerun.py's TIMED) one at
+#     a time, chapter 05 first,
 #     strictly against the committed outputs, saving every sweep as JSON (TORCHCOURSE_SAVE_BENCH);
 #  2. the rest of the chosen notebooks and the package tests, strictly, in parallel;
 #  3. tools/gpu_reference.py: merges the run's sweeps into src/torchcourse/data/gpu-reference.json and
@@ -82,7 +83,7 @@ parallel=()
 # Strict, as make test runs it; the recorded overlay is off so that the run measures and compares only itself.
 export TORCHCOURSE_STRICT=1 PYTHONHASHSEED=0 TORCHCOURSE_GPU_REFERENCE=
 # Chapter 05's timed lessons first: the sweeps the GPU reference exists for are never the ones a cap cuts.
-mapfile -t timed < <(grep -l 'tc\.bench(' "${chosen[@]}" | sort | awk '{print (index($0, "05_gpu") ? 0 : 1) "\t" $0}' \
+mapfile -t timed < <(grep -lE 'tc\.(bench|compare)\(' "${chosen[@]}" | sort | awk '{print (index($0, "05_gpu") ? 0 : 1) "\t" $0}' \
                      | sort -s -k1,1 | cut -f2)
 mapfile -t rest < <(printf '%s\n' "${chosen[@]}" | grep -vxF -f <(printf '%s\n' "${timed[@]}" ""))
 # A step over its limit gets SIGINT, so pytest stops like after Ctrl-C and still writes its JUnit file.

@@ -3,7 +3,8 @@
 Every timed cell in the course goes through :func:`bench`. Sizes come from :data:`PRESETS`, the one
 place that decides how big a sweep is: ``quick`` keeps a CPU-only run (and the test suite) fast,
 ``full`` is what a GPU needs before its advantage shows. ``TORCHCOURSE_BENCH=quick|full`` overrides
-the choice, which defaults to ``full`` when CUDA is present and ``quick`` otherwise.
+the choice, which defaults to ``full`` when CUDA is present and ``quick`` otherwise. Beside an accelerator, the
+CPU's column of a ``full`` sweep stops at :data:`CPU_MAX` (a GPU's largest sizes would take it minutes).
 
 Each measurement is the median and interquartile range (IQR) over at least :data:`MIN_BLOCKS`
 blocks of runs (one block would give an IQR of 0, a spread that was never measured). With
@@ -70,8 +71,9 @@ def __getattr__(name: str) -> Any:
         return _benchmark()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["BUSY_MARK", "PRESETS", "REFERENCE_FILE", "BenchResult", "Timing", "accelerator", "bench", "compare",
-           "cpu_threads", "device_ms", "environment", "preset", "reference", "sizes", "sync", "time_fn", "time_fns"]
+__all__ = ["BUSY_MARK", "CPU_MAX", "PRESETS", "REFERENCE_FILE", "BenchResult", "Timing", "accelerator", "bench",
+           "compare", "cpu_threads", "device_ms", "environment", "preset", "reference", "sizes", "sync", "time_fn",
+           "time_fns"]
 
 #: Sweep sizes per workload. The meaning of a size is the workload's own (n for an n x n matmul,
 #: element count for element-wise ops, batch size for a model step). ``regime_*`` and ``overhead_calls``
@@ -116,13 +118,23 @@ PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
         "conv_train": (8, 32, 128),
         "lstm": (16, 64, 256),
         "train_step": (64, 256, 1024),
-        "peak_matmul": (6144,),
+        "peak_matmul": (3072, 6144),
         "regime_add": (2**4, 2**8, 2**12, 2**18, 2**22),
         "regime_matmul": (16, 64, 256, 512),
         "overhead_calls": (16, 256),
         "cuda_graph_ops": (16, 64),
         "compile_chain": (2**4, 2**10, 2**16, 2**20),
     },
+}
+
+#: The largest size the CPU is timed at, per preset and workload, when an accelerator is timed beside it: the
+#: ``full`` sizes are a GPU's, and the CPU's column stops before its calls take a large part of a second each (a
+#: 6144 x 6144 matmul, an autograd step over 2**26 elements), once its rate has levelled off. Without the cap, on a GPU
+#: machine the CPU's share of a sweep took minutes (review ch05, C7). A CPU timed alone gets every size, and a
+#: sweep given as a list of sizes is never capped. The sizes of a preset rise, so the CPU's are a prefix.
+CPU_MAX: dict[str, dict[str, int]] = {
+    "quick": {},
+    "full": {"matmul": 2048, "elementwise": 2**20, "reduction": 2**20, "mlp": 4096, "peak_matmul": 3072},
 }
 
 #: CPU threads a timing uses, per preset. ``quick`` is for CPU-only machines, where a browser or another program
@@ -167,12 +179,14 @@ def cpu_threads() -> int:
     return THREADS[preset()] or torch.get_num_threads()
 
 
-def sizes(workload: str) -> tuple[int, ...]:
-    """The sweep sizes for ``workload`` under the active preset."""
+def sizes(workload: str, device: str | None = None) -> tuple[int, ...]:
+    """The sweep sizes for ``workload`` under the active preset; with ``device="cpu"``, those the CPU is timed at
+    beside an accelerator (:data:`CPU_MAX`)."""
     table = PRESETS[preset()]
     if workload not in table:
         raise KeyError(f"no sizes for {workload!r}; known workloads: {sorted(table)}")
-    return table[workload]
+    top = CPU_MAX[preset()].get(workload) if device is not None and torch.device(device).type == "cpu" else None
+    return table[workload] if top is None else tuple(n for n in table[workload] if n <= top)
 
 
 _QUIETEST: list[float] = []  # the calibration job's quietest time in this process
@@ -412,13 +426,17 @@ def compare(
     compares two workloads or two sizes of one (an image costs less in the largest batch), and there
     are :data:`COMPARE_BLOCKS` of each, so that each has its quiet ones: a ratio of their fastest
     blocks (``Timing.best``) then means what it says. Returns one :class:`BenchResult` per label, in
-    the order given.
+    the order given. A named sweep timed on the CPU beside an accelerator stops at the CPU's
+    :data:`CPU_MAX` size: the CPU's timings are then fewer than the sizes (``BenchResult.sizes_on``).
     """
     labels = list(makes)
     sweep_sizes = list(sizes(sweep) if isinstance(sweep, str) else sweep)
     run_on = list(on or devices())
     width = len(labels)
-    fns = {d: [makes[k](n, d) for n in sweep_sizes for k in labels] for d in run_on}  # size-major: [size][label]
+    # How many of the sizes each device is timed at: all of them, but for the CPU beside an accelerator (CPU_MAX)
+    counts = {d: len(sizes(sweep, d)) if isinstance(sweep, str) and len(run_on) > 1 else len(sweep_sizes)
+              for d in run_on}
+    fns = {d: [makes[k](n, d) for n in sweep_sizes[:counts[d]] for k in labels] for d in run_on}  # [size][label]
     blocks = MIN_BLOCKS if len(sweep_sizes) * width == 1 else COMPARE_BLOCKS
     flat = {d: time_fns(fns[d], d, min_run_time=min_run_time, blocks=blocks) for d in run_on}
     for _ in range(CPU_PASSES - 1):  # the CPU sweep once more, later: a burst of other work rarely hits both passes
@@ -429,7 +447,7 @@ def compare(
             for kept, dropped in zip(first, again, strict=True):
                 kept.attempts += dropped.attempts
             flat["cpu"] = first  # a whole pass: sizes compared with each other come from the same blocks of time
-    timings = {d: [flat[d][i * width:(i + 1) * width] for i in range(len(sweep_sizes))] for d in run_on}
+    timings = {d: [flat[d][i * width:(i + 1) * width] for i in range(counts[d])] for d in run_on}
     meta = environment()
     results = {}
     for j, label in enumerate(labels):

@@ -105,15 +105,22 @@ class BenchResult:
         """The measured devices in the table's order: the CPU, then the accelerator."""
         return sorted(self.timings, key=lambda d: d != "cpu")
 
+    def sizes_on(self, device: str) -> list[int]:
+        """The sizes ``device`` was timed at: every size, but the CPU beside an accelerator stops at the ``full``
+        preset's ``bench.CPU_MAX`` (its timings are a prefix of the sizes)."""
+        return self.sizes[:len(self.timings[device])]
+
     def speedup(self) -> list[float] | None:
-        """CPU time over the accelerator's (the GPU's) for each size; None unless both were measured."""
+        """CPU time over the accelerator's (the GPU's) for each size both were timed at (``sizes_on("cpu")``); None
+        unless both were measured."""
         gpu = self.accelerator()
         if gpu is None or "cpu" not in self.timings:
             return None
-        return [c.median / g.median for c, g in zip(self.timings["cpu"], self.timings[gpu], strict=True)]
+        return [c.median / g.median for c, g in zip(self.timings["cpu"], self.timings[gpu], strict=False)]
 
     def throughput(self, device: str, *, best: bool = False) -> list[float] | None:
-        """Achieved GFLOP/s (or GB/s when a byte count was given) on ``device``; None without counts.
+        """Achieved GFLOP/s (or GB/s when a byte count was given) on ``device`` at each of its sizes
+        (:meth:`sizes_on`); None without counts.
 
         From the median time per run, or with ``best=True`` from the fastest block's (where recorded).
         """
@@ -121,7 +128,7 @@ class BenchResult:
         if work is None or device not in self.timings:
             return None
         times = [(t.best if best and t.best is not None else t.median) for t in self.timings[device]]
-        return [w / t / 1e9 for w, t in zip(work, times, strict=True)]
+        return [w / t / 1e9 for w, t in zip(work[:len(times)], times, strict=True)]
 
     @property
     def unit(self) -> str:
@@ -158,19 +165,18 @@ class BenchResult:
         rows = []
         for size in sorted(set(self.sizes) | set(ref_rows)):
             i = self.sizes.index(size) if size in self.sizes else None
+            timed = {d: self.timings[d][i] if i is not None and i < len(self.timings[d]) else None for d in measured}
             row = [f"{size:,}"]
-            for device in measured:
-                t = self.timings[device][i] if i is not None else None
+            for t in timed.values():  # "-": a size of the recorded run only, or past the CPU's cap (bench.CPU_MAX)
                 row.append(f"{t.median * 1e3:.4g} ({t.iqr * 1e3:.2g}){BUSY_MARK if t.busy else ''}" if t else "-")
-            for device in measured:
-                t = self.timings[device][i] if i is not None else None
+            for t in timed.values():
                 row.append(f"{t.best * 1e3:.4g}" if t and t.best is not None else "-")
             if speedup:
-                row.append(f"{speedup[i]:.2f}x" if i is not None else "-")
+                row.append(f"{speedup[i]:.2f}x" if i is not None and i < len(speedup) else "-")
             if work:
-                for device in measured:
+                for device, t in timed.items():
                     tp = self.throughput(device)
-                    row.append(f"{tp[i]:.4g}" if tp and i is not None else "-")
+                    row.append(f"{tp[i]:.4g}" if tp and t else "-")
             if ref is not None:
                 j = ref_rows.get(size)
                 rates = ref.throughput("cuda")
@@ -181,19 +187,26 @@ class BenchResult:
 
     def busy(self) -> list[tuple[str, int]]:
         """The (device, size) of every measurement still disturbed after its attempts."""
-        return [(d, n) for d, ts in self.timings.items() for n, t in zip(self.sizes, ts, strict=True) if t.busy]
+        return [(d, n) for d, ts in self.timings.items() for n, t in zip(self.sizes_on(d), ts, strict=True) if t.busy]
 
     def note(self) -> str:
         """What the table does not show (CUDA absent, or the recorded run instead), and a warning when busy."""
         from .bench import ATTEMPTS, BUSY_SLOWDOWN  # the measuring module's policy, which the warning quotes
 
-        lines = [self._cuda_note(), self._threads_note()]
+        lines = [self._cuda_note(), self._threads_note(), self._cap_note()]
         if self.busy():
             lines.append(f"{BUSY_MARK.strip()} This machine was busy while timing these rows (their blocks spread by "
                          f"half their median, or a fixed test job ran {BUSY_SLOWDOWN:g} times slower than usual, even "
                          f"after {ATTEMPTS} tries): they show the load, not the operation. Rerun the cell when "
                          "nothing else is running.")
         return "\n".join(line for line in lines if line)
+
+    def _cap_note(self) -> str:
+        if "cpu" not in self.timings or len(self.timings["cpu"]) == len(self.sizes):
+            return ""
+        top = self.sizes_on("cpu")[-1] if self.timings["cpu"] else 0
+        return (f"CPU timed up to {top:,} only (bench.CPU_MAX): at the larger sizes, which are the GPU's, its calls "
+                "would take seconds each, long after its rate has levelled off.")
 
     def _threads_note(self) -> str:
         threads = self.meta.get("threads", "")

@@ -15,8 +15,9 @@ __all__ = ["plot_bench", "show_matrix"]
 def plot_bench(result: BenchResult, ax: Any = None) -> Any:
     """Time per device (left) and GPU/CPU speed-up (right) against size, on log axes.
 
-    Medians have error bars spanning the interquartile range; the fastest blocks are drawn dotted beside
-    them (the figure to compare). Without CUDA, a recorded GPU run (when the course has
+    Each device is drawn at the sizes it was timed at (``BenchResult.sizes_on``: the CPU's column of a ``full``
+    sweep stops at ``bench.CPU_MAX``). Medians have error bars spanning the interquartile range; the fastest blocks
+    are drawn dotted beside them (the figure to compare). Without CUDA, a recorded GPU run (when the course has
     one) is drawn dashed and labelled "recorded", with its own machine's speed-up on the right.
     """
     if ax is None:
@@ -24,16 +25,16 @@ def plot_bench(result: BenchResult, ax: Any = None) -> Any:
     time_ax, speed_ax = ax
     for device, timings in result.timings.items():
         medians = [t.median * 1e3 for t in timings]
-        drawn = time_ax.errorbar(result.sizes, medians, yerr=[[t.iqr / 2 * 1e3 for t in timings]] * 2, fmt="o-",
-                                 capsize=3, label=f"{device} median (this machine)")
+        drawn = time_ax.errorbar(result.sizes_on(device), medians, yerr=[[t.iqr / 2 * 1e3 for t in timings]] * 2,
+                                 fmt="o-", capsize=3, label=f"{device} median (this machine)")
         if all(t.best is not None for t in timings):  # the figure to compare with, beside the typical run
-            time_ax.plot(result.sizes, [t.best * 1e3 for t in timings], "v:", color=drawn[0].get_color(),
+            time_ax.plot(result.sizes_on(device), [t.best * 1e3 for t in timings], "v:", color=drawn[0].get_color(),
                          label=f"{device} fastest block")
     reference = result._overlay()
     if reference is not None:
         gpu = reference.meta.get("gpu", "GPU")
         for device, timings in reference.timings.items():
-            time_ax.plot(reference.sizes, [t.median * 1e3 for t in timings], "s--", alpha=0.7,
+            time_ax.plot(reference.sizes_on(device), [t.median * 1e3 for t in timings], "s--", alpha=0.7,
                          label=f"{device}, recorded on {gpu}")
     time_ax.set(xscale="log", yscale="log", xlabel="size", ylabel="ms per call", title=result.label)
     time_ax.legend(fontsize="small")
@@ -46,7 +47,7 @@ def plot_bench(result: BenchResult, ax: Any = None) -> Any:
         speed_ax.set_axis_off()
     else:
         recorded = source is not result
-        speed_ax.semilogx(source.sizes, speedup, "s--" if recorded else "o-", color="tab:green",
+        speed_ax.semilogx(source.sizes[:len(speedup)], speedup, "s--" if recorded else "o-", color="tab:green",
                           label=f"recorded on {source.meta.get('gpu', 'GPU')}" if recorded else "measured here")
         speed_ax.axhline(1.0, color="grey", linestyle="--", label="break-even")
         speed_ax.set(xlabel="size", ylabel="GPU/CPU speed-up", title="speed-up")
