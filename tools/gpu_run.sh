@@ -83,8 +83,8 @@ parallel=()
 # Strict, as make test runs it; the recorded overlay is off so that the run measures and compares only itself.
 export TORCHCOURSE_STRICT=1 PYTHONHASHSEED=0 TORCHCOURSE_GPU_REFERENCE=
 # Chapter 05's timed lessons first: the sweeps the GPU reference exists for are never the ones a cap cuts.
-mapfile -t timed < <(grep -lE 'tc\.(bench|compare)\(' "${chosen[@]}" | sort | awk '{print (index($0, "05_gpu") ? 0 : 1) "\t" $0}' \
-                     | sort -s -k1,1 | cut -f2)
+mapfile -t timed < <(grep -lE 'tc\.(bench|compare)\(' "${chosen[@]}" | sort \
+                     | awk '{print (index($0, "05_gpu") ? 0 : 1) "\t" $0}' | sort -s -k1,1 | cut -f2)
 mapfile -t rest < <(printf '%s\n' "${chosen[@]}" | grep -vxF -f <(printf '%s\n' "${timed[@]}" ""))
 # A step over its limit gets SIGINT, so pytest stops like after Ctrl-C and still writes its JUnit file.
 capped() { timeout -s INT -k 30 "$LIMIT" "$@"; }

@@ -162,6 +162,8 @@ class BenchResult:
         if ref is not None:
             header += ["cuda ms (recorded)", f"cuda {ref.unit} (recorded)"]
         ref_rows = {n: i for i, n in enumerate(ref.sizes)} if ref is not None else {}
+        rates = {d: self.throughput(d) for d in measured}  # once, not per row
+        ref_rates = ref.throughput("cuda") if ref is not None else None
         rows = []
         for size in sorted(set(self.sizes) | set(ref_rows)):
             i = self.sizes.index(size) if size in self.sizes else None
@@ -175,13 +177,11 @@ class BenchResult:
                 row.append(f"{speedup[i]:.2f}x" if i is not None and i < len(speedup) else "-")
             if work:
                 for device, t in timed.items():
-                    tp = self.throughput(device)
-                    row.append(f"{tp[i]:.4g}" if tp and t else "-")
+                    row.append(f"{rates[device][i]:.4g}" if t else "-")
             if ref is not None:
                 j = ref_rows.get(size)
-                rates = ref.throughput("cuda")
                 row.append(f"{ref.timings['cuda'][j].median * 1e3:.4g}" if j is not None else "-")
-                row.append(f"{rates[j]:.4g}" if rates and j is not None else "-")
+                row.append(f"{ref_rates[j]:.4g}" if ref_rates and j is not None else "-")
             rows.append(row)
         return header, rows
 
@@ -204,9 +204,8 @@ class BenchResult:
     def _cap_note(self) -> str:
         if "cpu" not in self.timings or len(self.timings["cpu"]) == len(self.sizes):
             return ""
-        top = self.sizes_on("cpu")[-1] if self.timings["cpu"] else 0
-        return (f"CPU timed up to {top:,} only (bench.CPU_MAX): at the larger sizes, which are the GPU's, its calls "
-                "would take seconds each, long after its rate has levelled off.")
+        return (f"CPU timed up to {self.sizes_on('cpu')[-1]:,} only (bench.CPU_MAX): the larger sizes are the GPU's, "
+                "where a CPU call takes a large part of a second, after its rate has levelled off.")
 
     def _threads_note(self) -> str:
         threads = self.meta.get("threads", "")
